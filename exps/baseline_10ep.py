@@ -1,0 +1,16 @@
+"""The 10-epoch head-only run whose epoch_10 checkpoint is the production model."""
+
+from yolox_finetune.exp import NuScenesExp
+
+
+class Exp(NuScenesExp):
+    def __init__(self):
+        super().__init__()
+        self.max_epoch = 10
+        self.batch_size = 8
+        self.warmup_epochs = 1
+        self.no_aug_epochs = 2
+        self.basic_lr_per_img = 0.001 / 64.0
+        self.min_lr_ratio = 0.05
+        self.mosaic_prob = 0.5
+        self.mixup_prob = 0.5

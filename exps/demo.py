@@ -1,0 +1,38 @@
+"""The demo's fine-tuning run: a small YOLOX on the synthetic nuScenes set, with progressive unfreezing.
+
+Shortened so that it fits a CPU budget: 6 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. Data and outputs
+follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
+"""
+
+import os
+
+from yolox_finetune.exp import NuScenesExp, Phase
+
+
+class Exp(NuScenesExp):
+    def __init__(self):
+        super().__init__()
+        self.exp_name = "demo"
+        self.depth = 0.33
+        self.width = 0.25
+        self.input_size = (256, 448)
+        self.test_size = (256, 448)
+        self.multiscale_range = 2
+        self.data_dir = os.environ.get("YOLOX_FINETUNE_DATA", "demo_output/coco")
+        self.output_dir = os.environ.get("YOLOX_FINETUNE_OUTPUT", "demo_output/runs")
+        self.data_num_workers = 2
+        self.max_epoch = 6
+        self.batch_size = 8
+        self.warmup_epochs = 1
+        self.no_aug_epochs = 1
+        self.basic_lr_per_img = 0.01 / 64.0
+        self.min_lr_ratio = 0.05
+        self.mosaic_prob = 0.5
+        self.mixup_prob = 0.2
+        self.mosaic_scale = (0.5, 1.5)
+        self.seed = 0
+        self.unfreeze_schedule = (
+            Phase(1, {"head": 1.0}),
+            Phase(3, {"pafpn": 0.5, "head": 1.0}),
+            Phase(5, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}),
+        )

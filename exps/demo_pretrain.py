@@ -1,0 +1,21 @@
+"""Stands in for COCO weights, which cannot be downloaded here: the demo model trained from scratch, every group,
+with an 80-class head, so that fine-tuning loads it exactly like a COCO YOLOX checkpoint (class head skipped)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from demo import Exp as DemoExp
+
+from yolox_finetune.exp import GROUPS, Phase
+
+
+class Exp(DemoExp):
+    def __init__(self):
+        super().__init__()
+        self.exp_name = "demo_pretrain"
+        self.num_classes = 80
+        self.max_epoch = 12
+        self.no_aug_epochs = 2
+        self.ckpt_epochs = ()
+        self.unfreeze_schedule = (Phase(1, dict.fromkeys(GROUPS, 1.0)),)

@@ -1,0 +1,34 @@
+"""User-facing errors: one clear line (what, where, how to fix) and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: exit status of a command that stopped on bad input.
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input from the user: the message is the whole story and is printed as one line."""
+
+
+def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a tool's ``main``: a UserError becomes ``error: <message>`` on stderr and exit status 2."""
+
+    @wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper

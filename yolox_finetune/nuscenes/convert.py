@@ -1,0 +1,266 @@
+"""nuScenes release -> COCO detection files (and MOT sequences) for camera keyframes, split by scene.
+
+The database is read once in the main process; each scene becomes a compact job of numpy arrays (annotation
+boxes, camera poses, (annotation, image) pairs) that a worker turns into 2D boxes with the vectorised projection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+from tabulate import tabulate
+from tqdm import tqdm
+
+from ..classes import CLASS_NAMES, class_name
+from ..errors import UserError
+from ..io_utils import atomic_write_json
+from .class_map import load_class_map
+from .coco_writer import write_coco
+from .mot_writer import write_sequence
+from .output_dir import check_output_dir, staged_output_dir
+from .projection import BOX_DEGENERATE, BOX_OK, project_boxes_into_frames
+from .split import SPLITS, assign_splits, split_policy
+from .tables import NuScenesTables, load_tables
+
+
+@dataclass
+class SceneJob:
+    """Everything needed to compute one scene's 2D boxes, as arrays (cheap to send to a worker)."""
+
+    scene_name: str
+    frames: list[dict]  # camera keyframes, ordered by camera then time; boxes are filled in by reproject_scene
+    ann_meta: list[dict]  # per annotation: tokens, category, class id, track id, visibility
+    ann_translation: np.ndarray  # (A, 3)
+    ann_size: np.ndarray  # (A, 3) w, l, h
+    ann_rotation: np.ndarray  # (A, 4)
+    frame_pose: np.ndarray  # (F, 3 + 4 + 3 + 4): ego translation, ego rotation, camera translation, camera rotation
+    frame_intrinsics: np.ndarray  # (F, 3, 3)
+    frame_size: np.ndarray  # (F, 2) width, height
+    pair_frame: np.ndarray  # (P,) frame index of each (annotation, image) pair
+    pair_ann: np.ndarray  # (P,) annotation index of each pair
+
+
+def visibility_level(token: str) -> int:
+    """nuScenes visibility token ('1'..'4', '' when unknown) -> level 0..4."""
+    return int(token) if token else 0
+
+
+def instance_track_ids(tables: NuScenesTables) -> dict[str, int]:
+    """A deterministic 1-based id per instance: order of first appearance over scenes sorted by name, then by time
+    and instance token. Independent of cameras, classes and filters, so ids agree across conversions."""
+    scene_name = {s["token"]: s["name"] for s in tables.tables["scene"]}
+    sample_key = {s["token"]: (scene_name[s["scene_token"]], s["timestamp"]) for s in tables.tables["sample"]}
+    ordered = sorted(tables.tables["sample_annotation"],
+                     key=lambda a: (*sample_key[a["sample_token"]], a["instance_token"]))
+    ids: dict[str, int] = {}
+    for ann in ordered:
+        ids.setdefault(ann["instance_token"], len(ids) + 1)
+    return ids
+
+
+def _camera_keyframes(tables: NuScenesTables, cameras: list[str]) -> dict[tuple[str, str], dict]:
+    """(sample token, camera channel) -> keyframe sample_data record, for the chosen cameras."""
+    channel_of_calibration = {
+        c["token"]: tables.get("sensor", c["sensor_token"])["channel"] for c in tables.tables["calibrated_sensor"]
+    }
+    wanted = set(cameras)
+    keyframes = {}
+    for record in tables.tables["sample_data"]:
+        if record["is_key_frame"]:
+            channel = channel_of_calibration[record["calibrated_sensor_token"]]
+            if channel in wanted:
+                keyframes[(record["sample_token"], channel)] = record
+    return keyframes
+
+
+def build_scene_jobs(tables: NuScenesTables, cameras: list[str], class_map: dict[str, int] | None,
+                     min_visibility: int = 0) -> list[SceneJob]:
+    """One job per scene (sorted by name). ``class_map=None`` keeps every category (class id 0), as the devkit."""
+    track_ids = instance_track_ids(tables)
+    keyframes = _camera_keyframes(tables, cameras)
+    anns_of_sample = defaultdict(list)
+    for ann in tables.tables["sample_annotation"]:
+        anns_of_sample[ann["sample_token"]].append(ann)
+    samples_of_scene = defaultdict(list)
+    for sample in tables.tables["sample"]:
+        samples_of_scene[sample["scene_token"]].append(sample)
+
+    jobs = []
+    for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
+        samples = sorted(samples_of_scene[scene["token"]], key=lambda s: s["timestamp"])
+        ann_meta, ann_boxes, ann_index_of_sample = [], [], {}
+        for sample in samples:
+            indices = []
+            for ann in anns_of_sample[sample["token"]]:
+                category = tables.category_of_instance(ann["instance_token"])
+                level = visibility_level(ann["visibility_token"])
+                if (class_map is not None and category not in class_map) or level < min_visibility:
+                    continue
+                indices.append(len(ann_meta))
+                ann_meta.append({
+                    "sample_annotation_token": ann["token"],
+                    "instance_token": ann["instance_token"],
+                    "track_id": track_ids[ann["instance_token"]],
+                    "visibility": level,
+                    "nusc_category": category,
+                    "class_id": 0 if class_map is None else class_map[category],
+                })
+                ann_boxes.append((ann["translation"], ann["size"], ann["rotation"]))
+            ann_index_of_sample[sample["token"]] = np.asarray(indices, dtype=np.int64)
+
+        frames, poses, intrinsics, sizes, pair_frame, pair_ann = [], [], [], [], [], []
+        for camera in cameras:
+            index = 0
+            for sample in samples:
+                record = keyframes.get((sample["token"], camera))
+                if record is None:
+                    continue
+                index += 1
+                calibration = tables.get("calibrated_sensor", record["calibrated_sensor_token"])
+                pose = tables.get("ego_pose", record["ego_pose_token"])
+                frames.append({
+                    "file_name": record["filename"], "width": record["width"], "height": record["height"],
+                    "sample_data_token": record["token"], "sample_token": sample["token"],
+                    "scene_name": scene["name"], "camera": camera, "sequence": f"{scene['name']}_{camera}",
+                    "timestamp": record["timestamp"], "frame_index": index, "boxes": [],
+                })
+                poses.append([*pose["translation"], *pose["rotation"], *calibration["translation"],
+                              *calibration["rotation"]])
+                intrinsics.append(calibration["camera_intrinsic"])
+                sizes.append((record["width"], record["height"]))
+                members = ann_index_of_sample[sample["token"]]
+                pair_frame.append(np.full(len(members), len(frames) - 1, dtype=np.int64))
+                pair_ann.append(members)
+
+        boxes = np.asarray([t + s + r for t, s, r in ann_boxes], dtype=np.float64).reshape(-1, 10)
+        jobs.append(SceneJob(
+            scene_name=scene["name"], frames=frames, ann_meta=ann_meta,
+            ann_translation=boxes[:, 0:3], ann_size=boxes[:, 3:6], ann_rotation=boxes[:, 6:10],
+            frame_pose=np.asarray(poses, dtype=np.float64).reshape(-1, 14),
+            frame_intrinsics=np.asarray(intrinsics, dtype=np.float64).reshape(-1, 3, 3),
+            frame_size=np.asarray(sizes, dtype=np.float64).reshape(-1, 2),
+            pair_frame=np.concatenate(pair_frame) if pair_frame else np.zeros(0, dtype=np.int64),
+            pair_ann=np.concatenate(pair_ann) if pair_ann else np.zeros(0, dtype=np.int64),
+        ))
+    return jobs
+
+
+def reproject_scene(job: SceneJob) -> tuple[list[dict], int]:
+    """Fill each frame's ``boxes`` with the 2D boxes of its annotations; returns (frames, degenerate count)."""
+    f, a = job.pair_frame, job.pair_ann
+    boxes, status = project_boxes_into_frames(job.ann_translation, job.ann_size, job.ann_rotation, job.frame_pose,
+                                              job.frame_intrinsics, job.frame_size, f, a)
+    for row in np.flatnonzero(status == BOX_OK):
+        job.frames[f[row]]["boxes"].append({**job.ann_meta[a[row]], "xyxy": boxes[row].tolist()})
+    return job.frames, int(np.count_nonzero(status == BOX_DEGENERATE))
+
+
+def _resolve_cameras(tables: NuScenesTables, cameras: list[str] | str | None) -> list[str]:
+    available = tables.camera_channels()
+    if cameras is None or cameras == "all" or list(cameras) == ["all"]:
+        return available
+    cameras = [cameras] if isinstance(cameras, str) else list(cameras)
+    unknown = [c for c in cameras if c not in available]
+    if unknown:
+        raise UserError(f"unknown camera(s) {', '.join(unknown)} in {tables.dataroot / tables.version}; "
+                        f"use 'all' or some of {', '.join(available)}")
+    return list(dict.fromkeys(cameras))
+
+
+def _run_jobs(jobs: list[SceneJob], workers: int, progress: bool):
+    bar = dict(total=len(jobs), desc="reprojecting scenes", unit="scene", disable=not progress)
+    if workers <= 1 or len(jobs) <= 1:
+        yield from tqdm(map(reproject_scene, jobs), **bar)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from tqdm(pool.map(reproject_scene, jobs, chunksize=1), **bar)
+
+
+def _link_sources(staging: Path, dataroot: Path, frames: list[dict]) -> None:
+    """Symlink each top-level source folder used by file names (``samples``) into the output: no copying."""
+    for top in sorted({Path(frame["file_name"]).parts[0] for frame in frames}):
+        os.symlink(dataroot / top, staging / top, target_is_directory=True)
+
+
+def summary_table(summary: dict) -> str:
+    """Human-readable summary: scenes, images and boxes per class for each split, plus skipped boxes."""
+    classes = list(CLASS_NAMES)
+    rows = []
+    for split in SPLITS:
+        s = summary["splits"][split]
+        rows.append([split, s["scenes"], s["images"], s["boxes"], *(s["boxes_per_class"].get(c, 0) for c in classes),
+                     s["skipped_degenerate"]])
+    headers = ["split", "scenes", "images", "boxes", *classes, "degenerate"]
+    return tabulate(rows, headers=headers, tablefmt="simple")
+
+
+def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, cameras: list[str] | str | None = "all",
+                     min_visibility: int = 0, val_ratio: float = 0.2, seed: int = 42,
+                     class_map: str | Path | None = None, mot: bool = False, workers: int = 1,
+                     overwrite: bool = False, test_ratio: float = 0.2, split_policy_name: str = "auto",
+                     progress: bool = True) -> dict:
+    """Convert camera keyframes of a nuScenes release to ``out/annotations/{train,val,test}.json`` (+ MOT).
+
+    Returns the summary dict (also written to ``out/summary.json``). Raises UserError on bad input, before
+    anything is written; an existing ``out`` is only replaced (with ``overwrite``) once the new one is complete.
+    """
+    if not 0 <= min_visibility <= 4:
+        raise UserError(f"--min-visibility {min_visibility} is outside 0..4; pass a nuScenes visibility level")
+    if workers < 1:
+        raise UserError(f"--workers {workers} must be at least 1")
+    dataroot = Path(dataroot).expanduser().resolve()
+    tables = load_tables(dataroot, version)
+    out = check_output_dir(out, overwrite, protected=[dataroot])
+    chosen_cameras = _resolve_cameras(tables, cameras)
+    mapping = load_class_map(class_map)
+    known = {c["name"] for c in tables.tables["category"]}
+    for category in sorted(set(mapping) - known):
+        logger.warning(f"class map category {category!r} does not occur in {version}")
+    scene_names = [s["name"] for s in tables.tables["scene"]]
+    policy = split_policy(scene_names, version) if split_policy_name == "auto" else split_policy_name
+    split_of = assign_splits(scene_names, version, val_ratio, test_ratio, seed, policy)
+
+    jobs = build_scene_jobs(tables, chosen_cameras, mapping, min_visibility)
+    frames_of_split = {split: [] for split in SPLITS}
+    degenerate_of_split = Counter()
+    for job, (frames, degenerate) in zip(jobs, _run_jobs(jobs, workers, progress)):
+        frames_of_split[split_of[job.scene_name]].extend(frames)
+        degenerate_of_split[split_of[job.scene_name]] += degenerate
+
+    summary = {
+        "dataroot": str(dataroot), "version": version, "out": str(out), "cameras": chosen_cameras,
+        "min_visibility": min_visibility, "split_policy": policy, "seed": seed, "val_ratio": val_ratio,
+        "splits": {}, "skipped_degenerate": sum(degenerate_of_split.values()),
+        "scene_splits": dict(sorted(split_of.items())), "mot_sequences": 0,
+    }
+    with staged_output_dir(out) as staging:
+        all_frames = [f for frames in frames_of_split.values() for f in frames]
+        if all_frames:
+            _link_sources(staging, dataroot, all_frames)
+        for split in SPLITS:
+            frames = frames_of_split[split]
+            write_coco(staging / "annotations" / f"{split}.json", frames, split, version)
+            per_class = Counter(class_name(b["class_id"]) for f in frames for b in f["boxes"])
+            summary["splits"][split] = {
+                "scenes": sum(1 for s in split_of.values() if s == split), "images": len(frames),
+                "boxes": sum(per_class.values()), "boxes_per_class": dict(sorted(per_class.items())),
+                "skipped_degenerate": degenerate_of_split[split],
+            }
+        if mot:
+            sequences = defaultdict(list)
+            for split in SPLITS:
+                for frame in frames_of_split[split]:
+                    sequences[(split, frame["sequence"])].append(frame)
+            for (split, _), frames in tqdm(sorted(sequences.items()), desc="writing MOT sequences", unit="seq",
+                                           disable=not progress):
+                write_sequence(staging / "mot" / split, frames, dataroot)
+            summary["mot_sequences"] = len(sequences)
+        atomic_write_json(staging / "summary.json", summary)
+    return summary
+
