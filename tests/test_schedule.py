@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from yolox_finetune.exp import load_exp
 from yolox_finetune.schedule import GroupLRSchedule, build_plan, iters_per_epoch_for
 
