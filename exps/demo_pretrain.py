@@ -16,6 +16,10 @@ class Exp(DemoExp):
         self.exp_name = "demo_pretrain"
         self.num_classes = 80
         self.max_epoch = 12
-        self.no_aug_epochs = 2
+        self.no_aug_epochs = 1
+        self.basic_lr_per_img = 0.02 / 64.0  # from scratch on few images: learn fast, decay little
+        self.min_lr_ratio = 0.2
+        self.mosaic_prob = 0.3
+        self.mixup_prob = 0.0
         self.ckpt_epochs = ()
         self.unfreeze_schedule = (Phase(1, dict.fromkeys(GROUPS, 1.0)),)

@@ -15,9 +15,9 @@ from pathlib import Path
 from loguru import logger
 
 from yolox_finetune.errors import UserError, cli_entry
-from yolox_finetune.mot_io import GT_FORMATS
 from yolox_finetune.sweep import build_runs, parse_conf_values, parse_grid, run_sweep, sweep_rows, write_sweep
 from yolox_finetune.track_eval import (
+    add_source_arguments,
     add_tracker_arguments,
     check_out_dir,
     checkpoint_detections,
@@ -32,21 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--ckpt", nargs="+", help="checkpoint paths or names (epoch_10, best, latest)")
     mode.add_argument("--dets", nargs="+", help="folders of MOT det files <seq>.txt (one per detector)")
-    parser.add_argument("-f", "--exp-file", help="exp file (needed with --ckpt)")
-    parser.add_argument("--data", help="MOT root holding <split>/<seq>/ (default: the exp's data_dir/mot)")
-    parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--gt", help="ground-truth root <seq>/gt/gt.txt (with --dets)")
-    parser.add_argument("--gt-format", choices=GT_FORMATS, default="auto")
+    add_source_arguments(parser)
     parser.add_argument("--tracker", nargs="+", default=["all"], help="bytetrack, botsort or all (default)")
     parser.add_argument("--conf", default="0.1:0.9:0.1", help="START:END:STEP (inclusive) or a comma list")
     parser.add_argument("--grid", nargs="*", default=[], metavar="NAME=V1,V2",
                         help="tracker option values as a further axis, e.g. match_thresh=0.7,0.8,0.85")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate when a sequence has no seqinfo.ini")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match in CLEAR/identity metrics (0.5)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     parser.add_argument("--out", help="output folder (default with --ckpt: <run_dir>/tracking/sweep/)")
-    parser.add_argument("--device", default="auto", help="detector device: auto, cpu, cuda")
-    parser.add_argument("--batch-size", type=int, default=8, help="detector frames per batch")
     add_tracker_arguments(parser)
     return parser.parse_args(argv)
 

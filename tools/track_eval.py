@@ -13,8 +13,8 @@ from pathlib import Path
 from loguru import logger
 
 from yolox_finetune.errors import UserError, cli_entry
-from yolox_finetune.mot_io import GT_FORMATS
 from yolox_finetune.track_eval import (
+    add_source_arguments,
     add_tracker_arguments,
     check_out_dir,
     checkpoint_detections,
@@ -36,20 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--ckpt", help="checkpoint path or name (epoch_10, best, latest) in the exp's run dir")
     mode.add_argument("--dets", help="folder of MOT det files <seq>.txt")
     mode.add_argument("--results", help="folder of tracker results <seq>.txt to evaluate as they are")
-    parser.add_argument("-f", "--exp-file", help="exp file (needed with --ckpt)")
-    parser.add_argument("--data", help="MOT root holding <split>/<seq>/ (default: the exp's data_dir/mot)")
-    parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--gt", help="ground-truth root <seq>/gt/gt.txt (with --dets/--results)")
-    parser.add_argument("--gt-format", choices=GT_FORMATS, default="auto")
+    add_source_arguments(parser)
     parser.add_argument("--tracker", default="all", help="bytetrack, botsort or all (default)")
     parser.add_argument("--conf", type=float, default=0.1, help="detection score filter before tracking (0.1)")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate when a sequence has no seqinfo.ini")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match in CLEAR/identity metrics (0.5)")
     parser.add_argument("--name", help="tracker name in the report for --results (default: the folder's name)")
     parser.add_argument("--out", help="output folder (default with --ckpt: <run_dir>/tracking/<ckpt>/)")
     parser.add_argument("--json", help="also write metrics.json here")
-    parser.add_argument("--device", default="auto", help="detector device: auto, cpu, cuda, cuda:1")
-    parser.add_argument("--batch-size", type=int, default=8, help="detector frames per batch")
     add_tracker_arguments(parser)
     return parser.parse_args(argv)
 

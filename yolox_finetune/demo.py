@@ -31,7 +31,7 @@ class DemoSettings:
     cameras: list[str] = field(default_factory=lambda: ["all"])
     pretrain_overrides: list[str] = field(default_factory=list)
     finetune_overrides: list[str] = field(default_factory=list)
-    compare_epochs: tuple[int, int] = (2, 6)  # the demo's "epoch 10 vs epoch 30"
+    compare_epochs: tuple[int, int] = (2, 8)  # the demo's "epoch 10 vs epoch 30"
     sweep: str = "0.1:0.9:0.1"
     workers: int = 2
 
@@ -78,8 +78,8 @@ class Pipeline:
         s = self.settings
         self.run("2/7 convert it to COCO and MOT sequences", [
             "tools/convert_nuscenes.py", "--dataroot", str(self.out / "nuscenes"), "--version", "v1.0-synthetic",
-            "--out", str(self.out / "coco"), "--cameras", *s.cameras, "--mot", "--workers", str(s.workers),
-            "--overwrite"])
+            "--out", str(self.out / "coco"), "--cameras", *s.cameras, "--min-visibility", "2", "--mot",
+            "--workers", str(s.workers), "--overwrite"])
 
     def pretrain(self) -> None:
         self.run("3/7 pre-train a small YOLOX with an 80-class head (stands in for COCO weights)", [
@@ -94,7 +94,7 @@ class Pipeline:
     def track(self) -> None:
         self.run("5/7 track the test split with ByteTrack and BoT-SORT and evaluate", [
             "tools/track_eval.py", "-f", "exps/demo.py", "--ckpt", "best", "--split", "test", "--tracker", "all",
-            "--device", "cpu"])
+            "--device", "cpu", "--out", str(self.out / "runs" / "demo" / "tracking" / "best")])
 
     def sweep(self) -> None:
         first, last = self.settings.compare_epochs

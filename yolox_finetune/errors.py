@@ -27,6 +27,9 @@ def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USER_ERROR) from None
+        except BrokenPipeError:  # e.g. `tools/train.py --plan | head`: the reader left, nothing went wrong
+            sys.stderr.close()
+            raise SystemExit(0) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None

@@ -20,7 +20,7 @@ from trackers.config import CMC_METHODS, TrackerConfig, build_config
 from yolox_finetune.errors import UserError
 from yolox_finetune.evaluation import METRIC_NAMES, TrackerCounts, evaluate_sequence
 from yolox_finetune.io_utils import atomic_write_json
-from yolox_finetune.mot_io import read_results, write_results
+from yolox_finetune.mot_io import GT_FORMATS, read_results, write_results
 from yolox_finetune.tracking import Sequence, effective_config, run_tracker
 
 #: command-line flag -> tracker config field (``--class-aware/--no-class-aware`` is handled by argparse).
@@ -47,6 +47,19 @@ def tracker_names(choice: str | list[str]) -> list[str]:
     if unknown:
         raise UserError(f"unknown tracker {unknown[0]!r}; choose from {', '.join(TRACKER_CONFIGS)} or all")
     return names
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where sequences, ground truth and the detector come from: shared by track_eval and conf_sweep."""
+    parser.add_argument("-f", "--exp-file", help="exp file (needed with --ckpt)")
+    parser.add_argument("--data", help="MOT root holding <split>/<seq>/ (default: the exp's data_dir/mot)")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--gt", help="ground-truth root <seq>/gt/gt.txt (with --dets/--results)")
+    parser.add_argument("--gt-format", choices=GT_FORMATS, default="auto")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate when a sequence has no seqinfo.ini")
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match in CLEAR/identity metrics (0.5)")
+    parser.add_argument("--device", default="auto", help="detector device: auto, cpu, cuda, cuda:1")
+    parser.add_argument("--batch-size", type=int, default=8, help="detector frames per batch")
 
 
 def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
