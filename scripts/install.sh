@@ -12,7 +12,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
-$PIP install --upgrade "pip>=23" setuptools wheel
+# pip itself is left as the venv made it: pip >= 26.2 ignores the machine's torch cap inside build environments
+$PIP install setuptools wheel
 $PIP install "torch==2.14.1" "torchvision==0.29.1" "numpy<2"
 if ! $VENV/bin/python -c "import yolox" 2>/dev/null; then
     $PIP install --no-build-isolation --no-deps "yolox==0.3.0"
