@@ -151,7 +151,7 @@ def test_pretrained_80_class_checkpoint_loads_into_7_class_model(tmp_path, tiny_
     assert trained["head.cls_preds.0.weight"].shape[0] == 7
 
 
-def test_early_stopping_and_kept_epochs(tmp_path, tiny_coco):
+def test_early_stopping_kept_epochs_and_overwrite(tmp_path, tiny_coco):
     exp = make_exp(tmp_path, tiny_coco, """
         self.max_epoch = 4
         self.no_aug_epochs = 0
@@ -159,9 +159,11 @@ def test_early_stopping_and_kept_epochs(tmp_path, tiny_coco):
         self.early_stop_patience = 2
         self.ckpt_epochs = (2,)
     """)
-    result = train(exp, TrainOptions(device="cpu"))
+    exp.run_dir.mkdir(parents=True)
+    (exp.run_dir / "epoch_9.pth").write_bytes(b"a stale checkpoint of an earlier run")
+    result = train(exp, TrainOptions(device="cpu", overwrite=True))
     assert "early stop after epoch 2" in result["stop_reason"]
-    assert {p.name for p in exp.run_dir.glob("epoch_*.pth")} == {"epoch_2.pth"}
+    assert {p.name for p in exp.run_dir.glob("epoch_*.pth")} == {"epoch_2.pth"}  # the stale one went with --overwrite
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, tiny_coco):
@@ -184,7 +186,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, t
     assert latest.read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["no_data", "no_exp_class", "bad_ckpt", "unknown_key", "odd_pairs"])
+@pytest.mark.parametrize("case", ["no_data", "no_exp_class", "bad_ckpt", "unknown_key", "odd_pairs", "run_exists"])
 def test_bad_input_is_one_error_line(tmp_path, tiny_coco, case):
     exp_file = write_tiny_exp(tmp_path / "exp.py", tiny_coco, tmp_path / "out")
     args = ["-f", str(exp_file), "--device", "cpu"]
@@ -202,9 +204,13 @@ def test_bad_input_is_one_error_line(tmp_path, tiny_coco, case):
     elif case == "unknown_key":
         args += ["max_epochs", "3"]
         expect = "unknown exp attribute 'max_epochs'"
-    else:
+    elif case == "odd_pairs":
         args += ["max_epoch"]
         expect = "KEY VALUE pairs"
+    else:
+        (tmp_path / "out" / "tiny").mkdir(parents=True)
+        (tmp_path / "out" / "tiny" / "epoch_1.pth").write_bytes(b"an earlier run")
+        expect = "already holds checkpoints (epoch_1.pth); pass --resume"
     proc = subprocess.run([sys.executable, "tools/train.py", *args], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

@@ -83,12 +83,13 @@ class Pipeline:
 
     def pretrain(self) -> None:
         self.run("3/7 pre-train a small YOLOX with an 80-class head (stands in for COCO weights)", [
-            "tools/train.py", "-f", "exps/demo_pretrain.py", "--device", "cpu", *self.settings.pretrain_overrides])
+            "tools/train.py", "-f", "exps/demo_pretrain.py", "--device", "cpu", "--overwrite",
+            *self.settings.pretrain_overrides])
 
     def finetune(self) -> None:
         ckpt = self.out / "runs" / "demo_pretrain" / "latest_ckpt.pth"
         self.run("4/7 fine-tune it on the 7 classes with progressive unfreezing (val mAP every epoch)", [
-            "tools/train.py", "-f", "exps/demo.py", "--device", "cpu", "-c", str(ckpt),
+            "tools/train.py", "-f", "exps/demo.py", "--device", "cpu", "--overwrite", "-c", str(ckpt),
             *self.settings.finetune_overrides])
 
     def track(self) -> None:

@@ -53,6 +53,7 @@ class TrainOptions:
     resume: bool = False
     fp16: bool = False
     cache_img: bool = False
+    overwrite: bool = False  # start afresh in a run dir that already holds checkpoints
 
 
 # ---------------------------------------------------------------------- distributed helpers
@@ -231,8 +232,25 @@ class Trainer:
             seed = holder[0]
         return int(seed)
 
+    def _check_run_dir(self) -> None:
+        """A new run never silently replaces the checkpoints of an earlier one."""
+        existing = sorted(p.name for p in self.run_dir.glob("*.pth")) if self.run_dir.is_dir() else []
+        if existing and not (self.options.resume or self.options.overwrite):
+            raise UserError(f"run dir {self.run_dir} already holds checkpoints ({', '.join(existing[:4])}"
+                            f"{' ...' if len(existing) > 4 else ''}); pass --resume to continue that run, --overwrite "
+                            f"to start over, or set exp_name/output_dir for a new run")
+        if existing and self.options.overwrite and not self.options.resume and self.is_main:
+            # start over means no stale epoch_<N>.pth or TensorBoard events of the old run next to the new ones
+            for path in self.run_dir.glob("*.pth"):
+                path.unlink()
+            for name in ("metrics.jsonl", "plan.json", "train_log.txt"):
+                (self.run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
+        _barrier()
+
     def setup(self) -> None:
         exp = self.exp
+        self._check_run_dir()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._setup_logging()
         if self.options.fp16 and not self.fp16:
