@@ -46,7 +46,7 @@ def test_phase_switches_no_aug_switch_and_checkpoints(tmp_path, tiny_coco):
     train(exp, TrainOptions(device="cpu"))
     run = exp.run_dir
     assert {p.name for p in run.glob("*.pth")} == {"epoch_1.pth", "epoch_2.pth", "epoch_3.pth", "latest_ckpt.pth",
-                                                   "last_mosaic_epoch_ckpt.pth"}
+                                                   "best_ckpt.pth", "last_mosaic_epoch_ckpt.pth"}
     it = records(run, "iter")
     by_epoch = {e: [r for r in it if r["epoch"] == e] for e in (1, 2, 3)}
     assert all(set(r["lr"]) == {"head"} for r in by_epoch[1])

@@ -503,7 +503,9 @@ class Trainer:
                 self.epochs_without_improvement += 1
         saved = None
         if self.is_main:
-            saved = self._save(epoch, improved)
+            # the first evaluated epoch is the best so far even at AP 0, so `best` always resolves after one
+            is_best = improved or (result is not None and not (self.run_dir / "best_ckpt.pth").exists())
+            saved = self._save(epoch, is_best)
             self._log_epoch(epoch, result, saved)
         _barrier()
         patience = exp.early_stop_patience
@@ -535,14 +537,14 @@ class Trainer:
             state["train_model"] = raw.state_dict()
         return state
 
-    def _save(self, epoch: int, improved: bool) -> str | None:
+    def _save(self, epoch: int, is_best: bool) -> str | None:
         latest = self.run_dir / "latest_ckpt.pth"
         save_checkpoint(self._state(epoch), latest)
         saved = None
         if self.exp.keeps_epoch_ckpt(epoch):
             saved = f"epoch_{epoch}.pth"
             copy_atomic(latest, self.run_dir / saved)
-        if improved:
+        if is_best:
             copy_atomic(latest, self.run_dir / "best_ckpt.pth")
         return saved
 
