@@ -117,7 +117,7 @@ def build_runs(checkpoint: str, tracker_names: list[str], confs: list[float], gr
 def _sweep_sequence(task: tuple[Sequence, list[tuple[str, TrackerConfig, float]], float]) -> list[dict]:
     """Worker: one sequence, every run -> per-run {class: counts}."""
     seq, runs, iou = task
-    results = run_trackers(runs, seq.detections, seq.num_frames, seq.frame_rate, seq.images)
+    results = run_trackers(runs, seq.detections, seq.num_frames, seq.frame_rate, seq.images, seq.image_size)
     return [evaluate_sequence(seq.gt, r, iou) for r in results]
 
 

@@ -104,7 +104,8 @@ def track_and_evaluate(sequences: list[Sequence], names: list[str], overrides: d
         for seq in sequences:
             if seq.detections is None:
                 raise UserError(f"sequence {seq.name} has no detections; pass --dets or --ckpt")
-            results = run_tracker(name, config, seq.detections, seq.num_frames, seq.frame_rate, conf, seq.images)
+            results = run_tracker(name, config, seq.detections, seq.num_frames, seq.frame_rate, conf, seq.images,
+                                  seq.image_size)
             if out is not None:
                 write_results(out / name / f"{seq.name}.txt", results)
             counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold))

@@ -28,7 +28,8 @@ from yolox_finetune.mot_io import (
     read_seqinfo,
 )
 
-#: frame rate assumed when neither seqinfo.ini nor ``--fps`` gives one (nuScenes camera keyframes: 12 Hz).
+#: frame rate assumed when neither seqinfo.ini nor ``--fps`` gives one (nuScenes cameras run at 12 Hz; the
+#: converter's 2 Hz keyframe sequences carry their own seqinfo.ini).
 DEFAULT_FPS = 12.0
 
 
@@ -43,6 +44,13 @@ class Sequence:
     frame_rate: float
     detections: MotRows | None = None
     images: dict[int, Path] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) from seqinfo.ini, or None when it does not say."""
+        if self.info.im_width and self.info.im_height:
+            return int(self.info.im_width), int(self.info.im_height)
+        return None
 
 
 def load_sequences(gt_root: str | os.PathLike, det_dir: str | os.PathLike | None = None, fps: float | None = None,
@@ -84,15 +92,20 @@ def needs_images(config: TrackerConfig) -> bool:
 
 
 def run_tracker(name: str, config: TrackerConfig, detections: MotRows, num_frames: int, frame_rate: float,
-                conf: float = 0.0, images: dict[int, Path] | None = None) -> MotRows:
+                conf: float = 0.0, images: dict[int, Path] | None = None,
+                image_size: tuple[int, int] | None = None) -> MotRows:
     """Track ``detections`` with score >= ``conf`` through frames 1..num_frames; frames without detections still
     step the tracker (lost tracks age). ``images`` feed BoT-SORT's motion compensation when its cmc is on."""
-    return run_trackers([(name, config, conf)], detections, num_frames, frame_rate, images)[0]
+    return run_trackers([(name, config, conf)], detections, num_frames, frame_rate, images, image_size)[0]
 
 
 def run_trackers(runs: list[tuple[str, TrackerConfig, float]], detections: MotRows, num_frames: int,
-                 frame_rate: float, images: dict[int, Path] | None = None) -> list[MotRows]:
-    """Several (tracker, config, conf) runs over one sequence in lockstep, so each frame image is decoded once."""
+                 frame_rate: float, images: dict[int, Path] | None = None,
+                 image_size: tuple[int, int] | None = None) -> list[MotRows]:
+    """Several (tracker, config, conf) runs over one sequence in lockstep, so each frame image is decoded once.
+
+    With ``image_size`` (width, height) the output boxes are clipped to the image, as ground truth is: a Kalman
+    state may extend past the border when an object leaves the view, which would cost a match at IoU 0.5."""
     table = np.empty((len(detections), 6))
     table[:, :2] = detections.box[:, :2]
     table[:, 2:4] = detections.box[:, :2] + detections.box[:, 2:]
@@ -114,14 +127,22 @@ def run_trackers(runs: list[tuple[str, TrackerConfig, float]], detections: MotRo
             if len(out):
                 outputs[k].append(out)
                 frames[k].append(np.full(len(out), frame, np.int64))
-    return [_result_rows(o, f) for o, f in zip(outputs, frames)]
+    return [_result_rows(o, f, image_size) for o, f in zip(outputs, frames)]
 
 
-def _result_rows(outputs: list[np.ndarray], frames: list[np.ndarray]) -> MotRows:
-    """Tracker rows [x1, y1, x2, y2, id, score, class] -> MOT result rows (xywh)."""
+def _result_rows(outputs: list[np.ndarray], frames: list[np.ndarray],
+                 image_size: tuple[int, int] | None = None) -> MotRows:
+    """Tracker rows [x1, y1, x2, y2, id, score, class] -> MOT result rows (xywh), clipped to the image if known."""
     if not outputs:
         return empty_rows(fmt="result")
     out = np.concatenate(outputs)
+    frame_of = np.concatenate(frames)
+    if image_size is not None:
+        out = out.copy()
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, image_size[0])
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, image_size[1])
+        inside = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+        out, frame_of = out[inside], frame_of[inside]
     box = np.stack([out[:, 0], out[:, 1], out[:, 2] - out[:, 0], out[:, 3] - out[:, 1]], axis=1)
-    return MotRows(np.concatenate(frames), out[:, 4].astype(np.int64), box, out[:, 5], out[:, 6].astype(np.int64),
+    return MotRows(frame_of, out[:, 4].astype(np.int64), box, out[:, 5], out[:, 6].astype(np.int64),
                    np.ones(len(out)), fmt="result")
