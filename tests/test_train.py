@@ -244,3 +244,31 @@ def test_two_process_ddp_run_on_cpu(tmp_path, tiny_coco):
     assert len(it) == 2 * 3 and {r["epoch"] for r in it} == {1, 2}  # 12 images: 6 per rank in batches of 2
     ckpt = read_checkpoint(run / "latest_ckpt.pth")
     assert ckpt["start_epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
+
+
+def test_grad_clipping_bounds_every_update(tmp_path, tiny_coco):
+    extra = """
+        self.max_epoch = 1
+        self.no_aug_epochs = 0
+        self.warmup_epochs = 0
+        self.ema = False
+        self.eval_interval = 0
+        self.basic_lr_per_img = 0.5 / 64
+        self.grad_clip_norm = {clip}
+    """
+    deltas = {}
+    for clip in (None, 1e-6):
+        seed_everything(0)
+        (tmp_path / str(clip)).mkdir()
+        exp = make_exp(tmp_path / str(clip), tiny_coco, extra.format(clip=clip))
+        initial = {k: v.clone() for k, v in exp.get_model().state_dict().items()}
+        exp.model = None
+        train(exp, TrainOptions(device="cpu"))
+        final = read_checkpoint(exp.run_dir / "latest_ckpt.pth")["model"]
+        # biases: no weight decay, which SGD adds after clipping
+        deltas[clip] = torch.sqrt(sum(((final[k] - initial[k]) ** 2).sum() for k in initial
+                                      if group_of(k) == "head" and k.endswith(".bias")))
+    lr, steps, momentum = 0.5 / 64 * 4, 3, 0.9
+    # each step moves the weights by at most lr * (1 + momentum terms) * clip norm
+    assert deltas[1e-6] <= lr * steps * (1 + momentum) ** steps * 1e-6 * 1.01
+    assert deltas[None] > 1000 * deltas[1e-6]
