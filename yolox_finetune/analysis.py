@@ -430,15 +430,20 @@ def plot_validation(runs: Sequence[Run], out_png: Path) -> Path:
                 ax.plot(epochs[keep], values[keep], marker="o", markersize=4,
                         color=_RUN_COLOURS[i % len(_RUN_COLOURS)], label=run.name)
                 drawn = True
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8)
-        else:
-            _no_data(ax, "no validation yet")
+        _finish_epoch_axis(ax, title, drawn, "no validation yet")
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def _finish_epoch_axis(ax: plt.Axes, title: str, drawn: bool, empty_text: str = "no data") -> None:
+    """Title, epoch axis, grid, and a legend when something was drawn (else a note that there is nothing)."""
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, empty_text)
 
 
 def plot_epoch_oscillation(per_epoch: dict[str, dict[int, OscillationStats]], out_png: Path) -> Path:
@@ -455,13 +460,7 @@ def plot_epoch_oscillation(per_epoch: dict[str, dict[int, OscillationStats]], ou
                 ax.plot(epochs, values, marker="o", markersize=4, color=_RUN_COLOURS[i % len(_RUN_COLOURS)],
                         label=name)
                 drawn = True
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8)
-        else:
-            _no_data(ax)
+        _finish_epoch_axis(ax, title, drawn)
     fig.tight_layout()
     return _save(fig, out_png)
 
