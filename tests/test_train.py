@@ -17,7 +17,7 @@ from yolox_finetune.checkpoint import read_checkpoint
 from yolox_finetune.data import build_train_loader, seed_everything
 from yolox_finetune.exp import apply_overrides, load_exp
 from yolox_finetune.freeze import group_of
-from yolox_finetune.trainer import TrainOptions, train
+from yolox_finetune.trainer import TrainOptions, multiscale_size, train
 
 
 def records(run_dir: Path, kind: str) -> list[dict]:
@@ -272,3 +272,18 @@ def test_grad_clipping_bounds_every_update(tmp_path, tiny_coco):
     # each step moves the weights by at most lr * (1 + momentum terms) * clip norm
     assert deltas[1e-6] <= lr * steps * (1 + momentum) ** steps * 1e-6 * 1.01
     assert deltas[None] > 1000 * deltas[1e-6]
+
+
+def test_multiscale_sizes_follow_yolox_and_agree_across_ranks(tiny_exp_file):
+    exp = load_exp(tiny_exp_file)
+    exp.input_size, exp.multiscale_range = (256, 448), 2
+    sizes = [multiscale_size(exp, seed=3, global_iter=k) for k in range(1, 201)]
+    assert set(sizes[:10]) == {(256, 448)}  # the first block trains at the exp's own size
+    assert all(sizes[k] == sizes[k - k % 10] for k in range(200))  # a new size every 10 iterations
+    heights = {h for h, _ in sizes}
+    assert len(heights) > 1 and heights <= {32 * s for s in range(6, 11)}  # (256 / 32) +- 2 strides
+    assert all(w % 32 == 0 and abs(w / h - 448 / 256) < 0.2 for h, w in sizes)  # aspect kept
+    # every rank computes the same size from the shared seed: no broadcast needed
+    assert sizes == [multiscale_size(exp, seed=3, global_iter=k) for k in range(1, 201)]
+    exp.multiscale_range = 0
+    assert {multiscale_size(exp, seed=3, global_iter=k) for k in range(1, 201)} == {(256, 448)}

@@ -26,6 +26,7 @@ from loguru import logger
 
 from .errors import UserError
 from .evaluation import METRIC_NAMES
+from .groups import GROUPS
 from .io_utils import atomic_open, atomic_write_json
 from .oscillation import (
     DEFAULT_JUMP_FRACTION,
@@ -38,14 +39,12 @@ from .oscillation import (
 )
 
 LOSS_KEYS: tuple[str, ...] = ("total_loss", "iou_loss", "l1_loss", "conf_loss", "cls_loss")
-#: module groups in forward order (as yolox_finetune.exp.GROUPS; repeated so reading logs needs no torch import).
-GROUP_ORDER: tuple[str, ...] = ("stem", "dark2", "dark3", "dark4", "dark5", "pafpn", "head")
 #: sweep metrics where higher is better, in the order used to pick the "best" row when --best-by is absent.
 SWEEP_METRICS: tuple[str, ...] = ("MOTA", "HOTA", "IDF1")
 SWEEP_COLUMNS_SHOWN: tuple[str, ...] = ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")
 
 _RUN_COLOURS = plt.get_cmap("tab10").colors
-_GROUP_COLOURS = dict(zip(GROUP_ORDER, plt.get_cmap("Dark2").colors))
+_GROUP_COLOURS = dict(zip(GROUPS, plt.get_cmap("Dark2").colors))
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -84,7 +83,7 @@ class Run:
 
     def lr_groups(self) -> list[str]:
         seen = {g for r in self.iters if isinstance(r.get("lr"), dict) for g in r["lr"]}
-        return [g for g in GROUP_ORDER if g in seen] + sorted(seen - set(GROUP_ORDER))
+        return [g for g in GROUPS if g in seen] + sorted(seen - set(GROUPS))
 
     def lr_series(self, group: str) -> np.ndarray:
         """LR of ``group`` per iteration record; NaN while the group is frozen (absent from the record)."""
@@ -503,7 +502,7 @@ def plan_lr_curve(plan: dict, exp: Any = None) -> tuple[np.ndarray, dict[str, np
     else:
         base = np.concatenate([np.linspace(e["lr_start"], e["lr_end"], ipe) for e in entries])
     groups_present = {g for e in entries for g in (e.get("lr_mult") or {})}
-    groups = [g for g in GROUP_ORDER if g in groups_present] + sorted(groups_present - set(GROUP_ORDER))
+    groups = [g for g in GROUPS if g in groups_present] + sorted(groups_present - set(GROUPS))
     curves = {}
     for group in groups:
         mult = np.concatenate([np.full(ipe, (e.get("lr_mult") or {}).get(group, math.nan), dtype=float)
@@ -540,7 +539,7 @@ def plot_plan(plan: dict, exp: Any, out_png: Path) -> Path:
     ax_lr.grid(alpha=0.3)
     ax_lr.legend(fontsize=8, ncol=3)
 
-    groups = list(curves) or list(GROUP_ORDER)
+    groups = list(curves) or list(GROUPS)
     for row, group in enumerate(groups):
         for first, last, mult in _trainable_spans(entries, group):
             ax_groups.broken_barh([((first - 1) * ipe, (last - first + 1) * ipe)], (row - 0.4, 0.8),

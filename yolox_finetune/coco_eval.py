@@ -16,6 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from .freeze import unwrap
+
 LOSS_KEYS = ("total_loss", "iou_loss", "l1_loss", "conf_loss", "cls_loss")
 
 
@@ -37,7 +39,7 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
     """Val loss (mean per image) and COCO AP of ``model`` on ``dataset`` (a COCODataset with targets)."""
     from yolox.utils import postprocess
 
-    model = model.module if hasattr(model, "module") else model
+    model = unwrap(model)
     was_training = model.training
     model.eval()
     rank = dist.get_rank() if _is_dist() else 0

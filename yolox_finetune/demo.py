@@ -112,8 +112,8 @@ class Pipeline:
     # ------------------------------------------------------------------ results
     def headline(self) -> dict[str, Any]:
         run = self.out / "runs" / "demo"
-        epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-                  if line.strip() and json.loads(line).get("type") == "epoch"]
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        epochs = [r for r in records if r.get("type") == "epoch"]
         scored = [e for e in epochs if e.get("ap50") is not None]
         best = max(scored, key=lambda e: e["ap50_95"]) if scored else {}
         metrics = json.loads((run / "tracking" / "best" / "metrics.json").read_text())

@@ -22,6 +22,7 @@ from yolox.data.data_augment import ValTransform
 from yolox.utils import postprocess
 
 from yolox_finetune.checkpoint import load_model_weights
+from yolox_finetune.device import resolve_device
 from yolox_finetune.errors import UserError
 from yolox_finetune.io_utils import atomic_write_json
 from yolox_finetune.mot_io import MotRows, frame_images, list_sequences, write_detections
@@ -50,14 +51,6 @@ def cache_identity(ckpt_path: str | os.PathLike, test_size: tuple[int, int], nms
 def cache_dir_for(cache_root: str | os.PathLike, identity: dict[str, Any]) -> Path:
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cache_root) / f"{identity['checkpoint_sha256'][:12]}_{key}"
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} requested but CUDA is not available; use --device cpu")
-    return torch.device(device)
 
 
 class Detector:

@@ -23,9 +23,7 @@ from yolox.exp import Exp as YoloxExp
 
 from .classes import CLASS_NAMES
 from .errors import UserError
-
-#: Module groups in forward order: CSPDarknet stages, then the PAFPN neck, then the detection head.
-GROUPS: tuple[str, ...] = ("stem", "dark2", "dark3", "dark4", "dark5", "pafpn", "head")
+from .groups import GROUPS
 
 #: BatchNorm policies: which BN layers keep their running statistics frozen (eval mode) during training.
 BN_POLICIES: tuple[str, ...] = ("frozen_groups", "backbone")
@@ -94,9 +92,11 @@ class NuScenesExp(YoloxExp):
     def base_lr(self, batch_size: int) -> float:
         return self.basic_lr_per_img * batch_size
 
+    def annotation_file(self, split: str = "train") -> str:
+        return {"train": self.train_ann, "val": self.val_ann, "test": self.test_ann}[split]
+
     def annotation_path(self, split: str = "train") -> Path:
-        ann = {"train": self.train_ann, "val": self.val_ann, "test": self.test_ann}[split]
-        return Path(self.data_dir) / "annotations" / ann
+        return Path(self.data_dir) / "annotations" / self.annotation_file(split)
 
     def phase_index(self, epoch: int) -> int:
         """0-based index of the phase active at 1-based ``epoch``."""
@@ -156,7 +156,7 @@ class NuScenesExp(YoloxExp):
         with quiet_stdout():
             return COCODataset(
                 data_dir=self.data_dir,
-                json_file=self.val_ann if split == "val" else self.test_ann,
+                json_file=self.annotation_file(split),
                 name="",
                 img_size=self.test_size,
                 preproc=TrainTransform(max_labels=120, flip_prob=0.0, hsv_prob=0.0),
@@ -183,7 +183,7 @@ def quiet_stdout():
         yield
 
 
-def check_data(exp: YoloxExp, split: str) -> None:
+def check_data(exp: NuScenesExp, split: str) -> None:
     """Fail with one line when the data the Exp points at is not there."""
     data_dir = Path(exp.data_dir)
     if not data_dir.is_dir():
@@ -191,8 +191,7 @@ def check_data(exp: YoloxExp, split: str) -> None:
             f"data_dir {data_dir} does not exist (exp {exp.exp_name}); convert nuScenes with "
             f"tools/convert_nuscenes.py --out {data_dir} or pass 'data_dir /path/to/converted' to tools/train.py"
         )
-    ann = {"train": exp.train_ann, "val": exp.val_ann, "test": exp.test_ann}[split]
-    path = data_dir / "annotations" / ann
+    path = exp.annotation_path(split)
     if not path.is_file():
         raise UserError(f"{split} annotation file {path} not found; run tools/convert_nuscenes.py --out {data_dir}")
 

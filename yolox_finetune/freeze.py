@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .exp import GROUPS, Phase
+from .exp import Phase
+from .groups import GROUPS
 
 _CSP_STAGES = ("stem", "dark2", "dark3", "dark4", "dark5")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(obj, handle, indent=indent)
         handle.write("\n")
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy a (large) file so that ``dst`` is either the old file or the whole new one."""
+    with atomic_open(dst, "wb") as out, open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out, length=16 << 20)
 
 
 def atomic_save(path: str | os.PathLike, writer: Callable[[IO], None]) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from yolox.utils import LRScheduler
 
-from .exp import GROUPS, NuScenesExp
+from .exp import NuScenesExp
 from .freeze import group_param_counts
+from .groups import GROUPS
 
 #: iterations per epoch assumed by ``--plan`` when the train annotation file is not there.
 FALLBACK_ITERS_PER_EPOCH = 100
@@ -82,7 +83,7 @@ def default_iters_per_epoch(exp: NuScenesExp, batch_size: int, world_size: int =
 def build_plan(exp: NuScenesExp, iters_per_epoch: int | None = None, batch_size: int | None = None,
                world_size: int = 1) -> dict[str, Any]:
     """Everything a run will do, epoch by epoch, without touching data or building a real model."""
-    batch_size = batch_size or exp_batch_size(exp)
+    batch_size = batch_size or exp.batch_size
     source = "given"
     if iters_per_epoch is None:
         iters_per_epoch, source = default_iters_per_epoch(exp, batch_size, world_size)
@@ -122,11 +123,6 @@ def build_plan(exp: NuScenesExp, iters_per_epoch: int | None = None, batch_size:
         "bn_policy": exp.bn_policy,
         "epochs": epochs,
     }
-
-
-def exp_batch_size(exp: NuScenesExp) -> int:
-    """The Exp's batch size (our exps set ``batch_size``; YOLOX keeps it on the command line)."""
-    return int(getattr(exp, "batch_size", 64))
 
 
 def format_plan(plan: dict[str, Any]) -> str:

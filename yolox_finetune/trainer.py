@@ -29,10 +29,12 @@ from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import load_state_tolerant, read_checkpoint, resolve_checkpoint, save_checkpoint
 from .coco_eval import LOSS_KEYS, evaluate
 from .data import build_train_loader, epoch_seed, seed_everything
+from .device import resolve_device
 from .errors import UserError
-from .exp import GROUPS, NuScenesExp
+from .exp import NuScenesExp
 from .freeze import apply_phase, format_parameter_report, group_of, parameter_report, unwrap
-from .io_utils import atomic_open, atomic_write_json
+from .groups import GROUPS
+from .io_utils import atomic_copy, atomic_open, atomic_write_json
 from .schedule import GroupLRSchedule, build_plan, iters_per_epoch_for
 
 # yolox 0.3.0 calls the deprecated torch.cuda.amp.autocast inside its loss; nothing a user can act on
@@ -78,18 +80,6 @@ def _distributed() -> bool:
 def _barrier() -> None:
     if _distributed():
         dist.barrier()
-
-
-def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
-    if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda asked for, but no CUDA device is visible; use --device cpu")
-        return torch.device("cuda", local_rank)
-    if kind != "cpu":
-        raise UserError(f"unknown device '{kind}'; use cpu or cuda")
-    return torch.device("cpu")
 
 
 # ---------------------------------------------------------------------- optimizer
@@ -184,11 +174,6 @@ class MetricsFile:
             handle.write(json.dumps(record) + "\n")
 
 
-def copy_atomic(src: Path, dst: Path) -> None:
-    with atomic_open(dst, "wb") as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out, length=16 << 20)
-
-
 def _fmt_duration(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(0, seconds))))
 
@@ -198,20 +183,20 @@ class Trainer:
     def __init__(self, exp: NuScenesExp, options: TrainOptions) -> None:
         self.exp = exp
         self.options = options
-        requested = options.device
-        if requested == "auto":
-            requested = "cuda" if torch.cuda.is_available() else "cpu"
-        self.rank, self.world_size, self.local_rank = init_distributed(requested)
-        self.device = resolve_device(requested, self.local_rank)
+        kind = resolve_device(options.device).type  # fail on a bad --device before joining a process group
+        self.rank, self.world_size, self.local_rank = init_distributed(kind)
+        self.device = resolve_device(kind, self.local_rank)
         self.is_main = self.rank == 0
-        self.batch_size = int(options.batch_size or getattr(exp, "batch_size", 64))
+        self.batch_size = int(options.batch_size or exp.batch_size)
         if self.batch_size % self.world_size:
             raise UserError(f"batch size {self.batch_size} is not divisible by the {self.world_size} processes")
         self.batch_per_rank = self.batch_size // self.world_size
         self.fp16 = options.fp16 and self.device.type == "cuda"
         self.run_dir = exp.run_dir
         self.best_ap = 0.0
-        self.start_epoch = 0  # epochs already completed
+        self.start_epoch = 0  # epochs completed before this process started (resume)
+        self.epochs_done = 0
+        self.epochs_without_improvement = 0
         self.phase_index: int | None = None
         self.stop_reason = ""
 
@@ -316,7 +301,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.ema.load_state_dict(state["model"])
             self.ema.updates = int((state.get("ema") or {}).get("updates", 0))
-        self.start_epoch = int(state["start_epoch"])
+        self.start_epoch = self.epochs_done = int(state["start_epoch"])
         self.best_ap = float(state.get("best_ap", 0.0))
         self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
         if "rng" in state:
@@ -343,7 +328,6 @@ class Trainer:
     # -------------------------------------------------------------- loop
     def train(self) -> dict[str, Any]:
         self.setup()
-        self.epochs_without_improvement = getattr(self, "epochs_without_improvement", 0)
         self._t0 = time.time()
         try:
             if self.start_epoch >= self.exp.max_epoch:
@@ -360,7 +344,7 @@ class Trainer:
         suffix = f"; {self.stop_reason}" if self.stop_reason else ""
         logger.info(f"training done: best AP50:95 {self.best_ap:.4f}{suffix}")
         return {"best_ap": self.best_ap, "run_dir": str(self.run_dir), "stop_reason": self.stop_reason,
-                "epochs_done": self.epochs_done if hasattr(self, "epochs_done") else self.start_epoch}
+                "epochs_done": self.epochs_done}
 
     def _before_epoch(self, epoch: int) -> None:
         exp = self.exp
@@ -370,7 +354,7 @@ class Trainer:
             # the state after the last mosaic epoch, as YOLOX keeps it
             src = self.run_dir / "latest_ckpt.pth"
             if src.is_file():
-                copy_atomic(src, self.run_dir / "last_mosaic_epoch_ckpt.pth")
+                atomic_copy(src, self.run_dir / "last_mosaic_epoch_ckpt.pth")
         unwrap(self.model).head.use_l1 = no_aug
         mosaic = not no_aug
         if first_no_aug:
@@ -444,13 +428,10 @@ class Trainer:
 
     def _diverged(self, what: str, epoch: int, it: int, global_iter: int) -> None:
         latest = self.run_dir / "latest_ckpt.pth"
-        keep = (f"the last good checkpoint {latest} (epoch {self.start_epoch_done()}) is untouched"
+        keep = (f"the last good checkpoint {latest} (epoch {self.epochs_done}) is untouched"
                 if latest.exists() else "no checkpoint was written yet")
         raise TrainingDiverged(f"{what} at epoch {epoch} iteration {it} (global iteration {global_iter}); training "
                                f"stopped and {keep}; lower basic_lr_per_img or set grad_clip_norm")
-
-    def start_epoch_done(self) -> int:
-        return getattr(self, "epochs_done", self.start_epoch)
 
     def _reduced(self, outputs: dict[str, Any]) -> dict[str, float]:
         keys = (*LOSS_KEYS, "num_fg")
@@ -543,9 +524,9 @@ class Trainer:
         saved = None
         if self.exp.keeps_epoch_ckpt(epoch):
             saved = f"epoch_{epoch}.pth"
-            copy_atomic(latest, self.run_dir / saved)
+            atomic_copy(latest, self.run_dir / saved)
         if is_best:
-            copy_atomic(latest, self.run_dir / "best_ckpt.pth")
+            atomic_copy(latest, self.run_dir / "best_ckpt.pth")
         return saved
 
     def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None) -> None:
