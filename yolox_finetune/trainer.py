@@ -392,10 +392,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             if exp.grad_clip_norm:
                 self.scaler.unscale_(self.optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, exp.grad_clip_norm)
-            elif not self.fp16:  # with AMP the scaler already skips steps with inf/NaN gradients
-                grad_norm = torch.linalg.vector_norm(torch.stack([
-                    torch.linalg.vector_norm(p.grad) for p in trainable if p.grad is not None]))
+            if exp.grad_clip_norm or not self.fp16:  # with AMP the scaler already skips inf/NaN steps
+                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, exp.grad_clip_norm or float("inf"))
             if not self.fp16:
                 self._check_finite(grad_norm, f"gradient norm is {float(grad_norm):.4g}", epoch, it, global_iter)
             self.scaler.step(self.optimizer)
