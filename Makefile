@@ -8,7 +8,7 @@ DEMO_OUT ?= demo_output
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py scripts/install.sh
+$(STAMP): requirements.txt requirements-dev.txt setup.py scripts/install.sh
 	bash scripts/install.sh
 	touch $(STAMP)
 
@@ -22,10 +22,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
+	$(PY) -m pip install -r requirements-bench.txt
 	$(PY) benchmarks/bench_freeze.py
 	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_trackers.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_cli_help.py
 
 clean-demo:
 	rm -rf $(DEMO_OUT)

@@ -22,7 +22,7 @@ from nuscenes.scripts import export_2d_annotations_as_json as devkit_export
 from tabulate import tabulate
 
 from yolox_finetune.nuscenes.convert import build_scene_jobs, convert_nuscenes, reproject_scene
-from yolox_finetune.nuscenes.synthetic import SYNTHETIC_VERSION, make_synthetic_nuscenes
+from yolox_finetune.nuscenes.synthetic.generate import SYNTHETIC_VERSION, make_synthetic_nuscenes
 from yolox_finetune.nuscenes.tables import load_tables
 
 TARGET_RATIO = 10.0

@@ -15,8 +15,8 @@ import time
 import torch
 from yolox.exp import Exp as YoloxExp
 
-from yolox_finetune.exp import GROUPS, Phase
-from yolox_finetune.freeze import apply_phase
+from yolox_finetune.training.exp import GROUPS, Phase
+from yolox_finetune.training.freeze import apply_phase
 
 PHASES = {
     "full": Phase(1, dict.fromkeys(GROUPS, 1.0)),

@@ -17,10 +17,11 @@ from pathlib import Path
 import motmetrics as mm
 import numpy as np
 
-from yolox_finetune.evaluation import evaluate_sequence
-from yolox_finetune.mot_synthetic import corrupt_tracks, make_scene, write_dataset
-from yolox_finetune.sweep import build_runs, parse_conf_values, run_sweep, sweep_rows
-from yolox_finetune.tracking import load_sequences
+from trackers.config import build_config
+from yolox_finetune.mot.evaluate import evaluate_sequence
+from yolox_finetune.mot.runner import load_sequences
+from yolox_finetune.mot.synthetic import corrupt_tracks, make_scene, write_dataset
+from yolox_finetune.tracking.sweep import build_runs, parse_conf_values, run_sweep, sweep_rows
 
 TARGET_S = 60.0
 MM_METRICS = ["mota", "motp", "idf1", "num_switches", "num_false_positives", "num_misses", "mostly_tracked",
@@ -65,7 +66,8 @@ def main() -> None:
         write_dataset(Path(tmp) / "gt", Path(tmp) / "dets", scenes)
         start = time.perf_counter()
         sequences = load_sequences(Path(tmp) / "gt", Path(tmp) / "dets")
-        runs, _ = build_runs("cached", ["bytetrack", "botsort"], parse_conf_values("0.1:0.9:0.1"), {}, {}, False)
+        configs = {name: build_config(name) for name in ("bytetrack", "botsort")}
+        runs, _ = build_runs("cached", configs, parse_conf_values("0.1:0.9:0.1"), {}, False)
         rows = sweep_rows(runs, run_sweep({"cached": sequences}, runs, jobs=args.jobs))
         elapsed = time.perf_counter() - start
     best = max(rows, key=lambda r: r["MOTA"])

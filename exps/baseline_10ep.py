@@ -1,6 +1,6 @@
 """The 10-epoch head-only run whose epoch_10 checkpoint is the production model."""
 
-from yolox_finetune.exp import NuScenesExp
+from yolox_finetune.training.exp import NuScenesExp
 
 
 class Exp(NuScenesExp):

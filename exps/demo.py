@@ -6,7 +6,7 @@ follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both unde
 
 import os
 
-from yolox_finetune.exp import NuScenesExp, Phase
+from yolox_finetune.training.exp import NuScenesExp, Phase
 
 
 class Exp(NuScenesExp):

@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from demo import Exp as DemoExp
 
-from yolox_finetune.exp import GROUPS, Phase
+from yolox_finetune.training.exp import GROUPS, Phase
 
 
 class Exp(DemoExp):

@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from smooth_v2 import Exp as V2Exp
 
-from yolox_finetune.exp import Phase
+from yolox_finetune.training.exp import Phase
 
 
 class Exp(V2Exp):

@@ -1,6 +1,6 @@
 """V1: the 30-epoch head-only run as first done."""
 
-from yolox_finetune.exp import NuScenesExp
+from yolox_finetune.training.exp import NuScenesExp
 
 
 class Exp(NuScenesExp):

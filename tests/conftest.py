@@ -1,8 +1,16 @@
-"""Shared fixtures: a tiny COCO dataset of coloured boxes and tiny exp files that train in seconds on a CPU."""
+"""Shared fixtures: a tiny COCO dataset of coloured boxes, tiny exp files that train in seconds on a CPU, and a
+runner for the real command-line tools.
+
+Tests that start a tool in a subprocess (the ``run_tool`` fixture) or live in ``e2e/`` are marked ``slow``:
+``pytest -m "not slow"`` is the quick inner loop, ``make test`` runs everything.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from yolox_finetune.classes import CLASS_NAMES
+from yolox_finetune.core.classes import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 _COLOURS = [(40, 40, 220), (40, 200, 40), (220, 60, 60), (0, 200, 220), (220, 0, 220), (220, 220, 0), (255, 255, 255)]
 
 
-def write_tiny_coco(root: Path, n_train: int = 12, n_val: int = 4, size: tuple[int, int] = (96, 160),
+def _write_tiny_coco(root: Path, n_train: int = 12, n_val: int = 4, size: tuple[int, int] = (96, 160),
                     seed: int = 0) -> Path:
     """``root/annotations/{train,val}.json`` with images under ``root/images``: file names relative to root."""
     rng = np.random.default_rng(seed)
@@ -50,7 +58,7 @@ def write_tiny_coco(root: Path, n_train: int = 12, n_val: int = 4, size: tuple[i
 
 
 TINY_EXP = """
-from yolox_finetune.exp import GROUPS, NuScenesExp, Phase  # noqa: F401 - for exp bodies given by tests
+from yolox_finetune.training.exp import GROUPS, NuScenesExp, Phase  # noqa: F401 - for exp bodies given by tests
 
 
 class Exp(NuScenesExp):
@@ -76,7 +84,7 @@ class Exp(NuScenesExp):
 """
 
 
-def write_tiny_exp(path: Path, data_dir: Path, output_dir: Path, extra: str = "") -> Path:
+def _write_tiny_exp(path: Path, data_dir: Path, output_dir: Path, extra: str = "") -> Path:
     body = TINY_EXP.format(data_dir=str(data_dir), output_dir=str(output_dir),
                            extra=textwrap.indent(textwrap.dedent(extra), " " * 8))
     path.write_text(body, encoding="utf-8")
@@ -85,9 +93,42 @@ def write_tiny_exp(path: Path, data_dir: Path, output_dir: Path, extra: str = ""
 
 @pytest.fixture(scope="session")
 def tiny_coco(tmp_path_factory) -> Path:
-    return write_tiny_coco(tmp_path_factory.mktemp("tiny_coco"))
+    return _write_tiny_coco(tmp_path_factory.mktemp("tiny_coco"))
 
 
 @pytest.fixture()
 def tiny_exp_file(tmp_path, tiny_coco) -> Path:
-    return write_tiny_exp(tmp_path / "tiny_exp.py", tiny_coco, tmp_path / "outputs")
+    return _write_tiny_exp(tmp_path / "tiny_exp.py", tiny_coco, tmp_path / "outputs")
+
+
+@pytest.fixture()
+def make_tiny_exp(tmp_path, tiny_coco):
+    """``make_tiny_exp(extra="", name="exp.py", folder=tmp_path)`` writes a tiny exp whose runs go to
+    ``<folder>/out`` (``extra`` lines go into ``__init__``) and returns its path."""
+
+    def make(extra: str = "", name: str = "exp.py", folder: Path | None = None) -> Path:
+        folder = Path(folder or tmp_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        return _write_tiny_exp(folder / name, tiny_coco, folder / "out", extra)
+
+    return make
+
+
+@pytest.fixture()
+def run_tool():
+    """``run_tool("train.py", *args, env=None, timeout=600)`` runs ``python tools/<tool>`` from the repo root as a
+    user would and returns the CompletedProcess (text output captured)."""
+
+    def run(tool: str, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+        return subprocess.run([sys.executable, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO,
+                              capture_output=True, text=True, env=full_env, timeout=timeout)
+
+    return run
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        if "run_tool" in getattr(item, "fixturenames", ()) or "e2e" in Path(str(item.fspath)).parts:
+            item.add_marker(slow)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from yolox_finetune.analysis import analyze_runs, plan_from_exp_file, plot_plan
-from yolox_finetune.errors import UserError, cli_entry
-from yolox_finetune.oscillation import DEFAULT_JUMP_FRACTION
+from yolox_finetune.analysis.oscillation import DEFAULT_JUMP_FRACTION
+from yolox_finetune.core.errors import UserError, cli_entry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,12 +42,17 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError("--plan needs the exp: tools/analyze_runs.py --plan -f exps/<name>.py")
         if args.run_dirs:
             raise UserError("--plan draws an exp, not runs: drop the run dirs or drop --plan")
+        from yolox_finetune.analysis.analyze import plan_from_exp_file
+        from yolox_finetune.analysis.plots import plot_plan
+
         plan, exp = plan_from_exp_file(args.exp_file, args.iters_per_epoch)
         out = args.out or Path("analysis") / f"plan_{exp.exp_name}.png"
         print(f"plan plot: {plot_plan(plan, exp, out)}")
         return
     if not args.run_dirs:
         raise UserError("no run dir given: tools/analyze_runs.py RUN_DIR [RUN_DIR ...] (or --plan -f EXP)")
+    from yolox_finetune.analysis.analyze import analyze_runs  # matplotlib, motmetrics: only once there is work
+
     result = analyze_runs(args.run_dirs, args.out, window=args.window, jump_fraction=args.jump_fraction,
                           best_by=args.best_by)
     for name, head in result["runs"].items():

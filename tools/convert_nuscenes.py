@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from yolox_finetune.errors import cli_entry
-from yolox_finetune.nuscenes import convert_nuscenes, summary_table
+from yolox_finetune.core.errors import cli_entry
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataroot", required=True, help="folder holding samples/ and the v1.0-* table folders")
     parser.add_argument("--version", required=True, help="table folder, e.g. v1.0-trainval, v1.0-mini, v1.0-synthetic")
@@ -33,8 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @cli_entry
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from yolox_finetune.nuscenes.convert import convert_nuscenes, summary_table  # heavy: after parsing, not for --help
+
     summary = convert_nuscenes(
         args.dataroot, args.version, args.out, cameras=args.cameras, min_visibility=args.min_visibility,
         val_ratio=args.val_ratio, test_ratio=args.test_ratio, seed=args.seed, class_map=args.class_map,

@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from yolox_finetune.core.errors import cli_entry
 from yolox_finetune.demo import DemoSettings, format_headline, run_demo
-from yolox_finetune.errors import cli_entry
 
 
 @cli_entry

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from yolox_finetune.errors import UserError, cli_entry
-from yolox_finetune.nuscenes import DEFAULT_IMAGE_SIZE, make_synthetic_nuscenes
+from yolox_finetune.core.errors import UserError, cli_entry
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -21,13 +20,13 @@ def image_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="dataroot to create (tables go to OUT/v1.0-synthetic)")
     parser.add_argument("--scenes", type=int, default=6, help="number of scenes")
     parser.add_argument("--samples", type=int, default=16, help="keyframes per scene (2 Hz)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same dataset")
-    parser.add_argument("--image-size", default="x".join(map(str, DEFAULT_IMAGE_SIZE)),
+    parser.add_argument("--image-size", default=None,  # None: the generator's DEFAULT_IMAGE_SIZE (set in main)
                         help="camera image size WIDTHxHEIGHT (intrinsics scale with it; nuScenes is 1600x900)")
     parser.add_argument("--sweeps", type=int, default=2, help="camera sweeps between consecutive keyframes")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -35,10 +34,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @cli_entry
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    size = image_size(args.image_size) if args.image_size is not None else None
+    # Imported after parsing: the generator pulls in cv2 and tqdm, which --help does not need.
+    from yolox_finetune.nuscenes.synthetic.generate import DEFAULT_IMAGE_SIZE, make_synthetic_nuscenes
+
     summary = make_synthetic_nuscenes(args.out, scenes=args.scenes, samples=args.samples, seed=args.seed,
-                                      image_size=image_size(args.image_size), sweeps=args.sweeps,
+                                      image_size=size or DEFAULT_IMAGE_SIZE, sweeps=args.sweeps,
                                       overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from yolox_finetune.errors import UserError, cli_entry
+from yolox_finetune.core.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.devices > 1 and not under_torchrun and not args.plan:
         return relaunch_under_torchrun(args.devices)
 
-    from yolox_finetune.exp import apply_overrides, load_exp
+    from yolox_finetune.training.exp import apply_overrides, load_exp
 
     exp = load_exp(args.exp_file)
     apply_overrides(exp, args.opts)
     if args.plan:
-        from yolox_finetune.schedule import build_plan, print_plan
+        from yolox_finetune.training.schedule import build_plan, print_plan
 
         if args.iters_per_epoch is not None and args.iters_per_epoch < 1:
             raise UserError("--iters-per-epoch must be at least 1")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json or args.iters_per_epoch is not None:
         raise UserError("--json and --iters-per-epoch only apply with --plan")
 
-    from yolox_finetune.trainer import TrainOptions, train
+    from yolox_finetune.training.trainer import TrainOptions, train
 
     options = TrainOptions(batch_size=args.batch_size, device=args.device, ckpt=args.ckpt, resume=args.resume,
                            fp16=args.fp16, cache_img=args.cache, overwrite=args.overwrite)

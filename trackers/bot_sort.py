@@ -13,15 +13,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from trackers.byte_tracker import ByteTracker
-from trackers.config import BoTSORTConfig, TrackerConfig
-from trackers.gmc import GMC
+from trackers.config import BoTSORTConfig
+from trackers.gmc import GMC, identity_warp, is_identity_warp
 from trackers.kalman_filter import KalmanFilterXYWH
 from trackers.matching import embedding_distance, fuse_appearance
 from trackers.track import Track
 
 #: signature of an appearance model: BGR frame and xyxy boxes -> one embedding row per box.
-_IDENTITY = np.eye(2, 3)
-
 ReidEncoder = Callable[[np.ndarray | None, np.ndarray], np.ndarray]
 
 
@@ -29,17 +27,17 @@ class BoTSORT(ByteTracker):
     """ByteTrack + xywh Kalman filter + camera-motion compensation (+ ReID when an encoder is given)."""
 
     config_class = BoTSORTConfig
+    config: BoTSORTConfig
     kalman_class = KalmanFilterXYWH
 
     def __init__(
-        self, config: TrackerConfig | None = None, frame_rate: float = 30.0, reid_encoder: ReidEncoder | None = None
+        self, config: BoTSORTConfig | None = None, frame_rate: float = 30.0, reid_encoder: ReidEncoder | None = None
     ) -> None:
         super().__init__(config, frame_rate)
-        cmc = getattr(self.config, "cmc", "sparseOptFlow")
-        self.gmc = GMC(cmc, downscale=getattr(self.config, "cmc_downscale", 2))
+        self.gmc = GMC(self.config.cmc, downscale=self.config.cmc_downscale)
         self.reid_encoder = reid_encoder
         #: the warp applied on the last frame (for inspection and tests).
-        self.last_warp = np.eye(2, 3)
+        self.last_warp = identity_warp()
 
     def reset(self) -> None:
         super().reset()
@@ -48,7 +46,7 @@ class BoTSORT(ByteTracker):
 
     def _compensate_motion(self, tracks: list[Track], image: np.ndarray | None, det_boxes: np.ndarray) -> None:
         self.last_warp = self.gmc.estimate(image, det_boxes)
-        if not tracks or (self.last_warp == _IDENTITY).all():
+        if not tracks or is_identity_warp(self.last_warp):
             return
         means, covs = self.kalman.warp(
             np.array([t.mean for t in tracks]), np.array([t.covariance for t in tracks]), self.last_warp
@@ -76,3 +74,7 @@ class BoTSORT(ByteTracker):
         appearance[~known] = 2.0  # no appearance yet: motion decides
         cfg = self.config
         return fuse_appearance(motion_cost, iou_cost, appearance, cfg.proximity_thresh, cfg.appearance_thresh)
+
+    def _remember_appearance(self, tracks: list[Track], det_features: np.ndarray) -> None:
+        for track, feature in zip(tracks, det_features):
+            track.update_feature(feature, self.config.feature_momentum)

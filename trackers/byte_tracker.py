@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from trackers.config import ByteTrackConfig, TrackerConfig
+from trackers.errors import TrackerError
 from trackers.kalman_filter import KalmanFilterXYAH
 from trackers.matching import fuse_score, gate_classes, iou_distance, linear_assignment
 from trackers.track import Track, TrackState
-from yolox_finetune.errors import UserError
 
 #: columns of a detections array and of an output row.
 DETECTION_COLUMNS = ("x1", "y1", "x2", "y2", "score", "class_id")
@@ -33,10 +33,12 @@ class ByteTracker:
     kalman_class = KalmanFilterXYAH
 
     def __init__(self, config: TrackerConfig | None = None, frame_rate: float = 30.0) -> None:
+        if config is not None and not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} got a {type(config).__name__}; pass a {self.config_class.__name__}")
+        #: checked when it was built (configs are frozen and validate themselves).
         self.config = config if config is not None else self.config_class()
-        self.config.validate()
         if not frame_rate > 0:
-            raise UserError(f"tracker frame rate {frame_rate} must be positive; pass the sequence's fps (e.g. 12)")
+            raise TrackerError(f"tracker frame rate {frame_rate} must be positive; pass the sequence's fps (e.g. 12)")
         self.frame_rate = float(frame_rate)
         #: frames a lost track survives at this sequence's frame rate.
         self.max_time_lost = self.config.buffer_frames(self.frame_rate)
@@ -63,6 +65,10 @@ class ByteTracker:
     ) -> np.ndarray:
         """Combine motion and appearance costs; without ReID the motion cost alone."""
         return motion_cost
+
+    def _remember_appearance(self, tracks: list[Track], det_features: np.ndarray) -> None:
+        """Blend each matched detection's embedding (rows of ``det_features``) into its track; ByteTrack has no
+        appearance cue, so ``_embed`` gives no features and this is never reached."""
 
     # -- the frame loop -------------------------------------------------------------------------------------------
     def update(self, detections: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
@@ -183,12 +189,13 @@ class ByteTracker:
             self.kalman.boxes_to_measurements(boxes[det_idx]),
         )
         frame = self.frame_id
-        momentum = getattr(self.config, "feature_momentum", 0.9)
         for track, mean, cov, d in zip(tracks, means, covs, det_idx):
             track.mean, track.covariance = mean, cov
             track.mark_hit(float(scores[d]), int(classes[d]), frame)
-            if det_features is not None and scores[d] >= self.config.track_thresh:
-                track.update_feature(det_features[d], momentum)
+        if det_features is not None:  # only high-score detections were embedded
+            confident = scores[det_idx] >= self.config.track_thresh
+            self._remember_appearance([t for t, keep in zip(tracks, confident) if keep],
+                                      det_features[det_idx[confident]])
 
     def _start_tracks(
         self, det_idx: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from trackers.config import CMC_METHODS
-from yolox_finetune.errors import UserError
+from trackers.errors import TrackerError
 
 #: fraction of the image border ignored by feature detection (borders often carry overlays or black bars).
 BORDER_FRACTION = 0.02
@@ -29,8 +29,13 @@ ECC_MIN_CORRELATION = 0.5
 
 
 def identity_warp() -> np.ndarray:
-    """The 2x3 warp of a still camera."""
+    """The 2x3 warp of a still camera (a fresh array: callers may scale it in place)."""
     return np.eye(2, 3, dtype=np.float64)
+
+
+def is_identity_warp(warp: np.ndarray) -> bool:
+    """Whether ``warp`` leaves every point where it is (then there is nothing to compensate)."""
+    return bool(np.array_equal(warp, identity_warp()))
 
 
 class GMC:
@@ -38,7 +43,8 @@ class GMC:
 
     def __init__(self, method: str = "sparseOptFlow", downscale: int = 2) -> None:
         if method not in CMC_METHODS:
-            raise UserError(f"camera motion compensation {method!r} is unknown; choose one of {', '.join(CMC_METHODS)}")
+            raise TrackerError(f"camera motion compensation {method!r} is unknown; "
+                               f"choose one of {', '.join(CMC_METHODS)}")
         self.method = method
         self.downscale = max(int(downscale), 1)
         if method == "orb":
@@ -133,7 +139,7 @@ class GMC:
         pyramid = [(previous, blurred)]
         while len(pyramid) < ECC_MAX_LEVELS and min(pyramid[-1][0].shape) >= 2 * ECC_MIN_LEVEL_SIZE:
             pyramid.append((cv2.pyrDown(pyramid[-1][0]), cv2.pyrDown(pyramid[-1][1])))
-        warp = np.eye(2, 3, dtype=np.float32)
+        warp = identity_warp().astype(np.float32)  # findTransformECC wants float32
         best = identity_warp()
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
         for level, (template, current) in enumerate(reversed(pyramid)):

@@ -12,8 +12,6 @@ try:  # lap's Jonker-Volgenant solver is the fast path; scipy gives the same opt
 except ImportError:  # pragma: no cover - exercised through use_lap=False in the tests
     lap = None
 
-from scipy.optimize import linear_sum_assignment
-
 #: cost of a forbidden pair (other class, too far for appearance); larger than any threshold.
 GATED_COST = 1e5
 
@@ -99,6 +97,8 @@ def linear_assignment(
         rows = np.flatnonzero(row_to_col >= 0)
         cols = row_to_col[rows]
     else:
+        from scipy.optimize import linear_sum_assignment  # imported here: scipy.optimize takes ~0.3 s to load
+
         extended = np.full((n_rows + n_cols, n_rows + n_cols), thresh / 2.0)
         extended[n_rows:, n_cols:] = 0.0
         extended[:n_rows, :n_cols] = np.minimum(cost, GATED_COST)

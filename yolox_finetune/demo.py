@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from yolox_finetune.core.atomic_io import atomic_write_json
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.formatting import format_number
+from yolox_finetune.core.run_files import LATEST_CKPT, METRICS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +90,7 @@ class Pipeline:
             *self.settings.pretrain_overrides])
 
     def finetune(self) -> None:
-        ckpt = self.out / "runs" / "demo_pretrain" / "latest_ckpt.pth"
+        ckpt = self.out / "runs" / "demo_pretrain" / LATEST_CKPT
         self.run("4/7 fine-tune it on the 7 classes with progressive unfreezing (val mAP every epoch)", [
             "tools/train.py", "-f", "exps/demo.py", "--device", "cpu", "--overwrite", "-c", str(ckpt),
             *self.settings.finetune_overrides])
@@ -112,7 +115,7 @@ class Pipeline:
     # ------------------------------------------------------------------ results
     def headline(self) -> dict[str, Any]:
         run = self.out / "runs" / "demo"
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines() if line.strip()]
         epochs = [r for r in records if r.get("type") == "epoch"]
         scored = [e for e in epochs if e.get("ap50") is not None]
         best = max(scored, key=lambda e: e["ap50_95"]) if scored else {}
@@ -140,15 +143,13 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> dict[str, Any]:
         step()
     summary = pipeline.headline()
     summary["total_s"] = round(time.time() - start, 1)
-    from .io_utils import atomic_write_json
-
     atomic_write_json(out / "demo_summary.json", summary)
     return summary
 
 
 def format_headline(summary: dict[str, Any]) -> str:
     def pct(value):
-        return "n/a" if value is None else f"{100 * value:.1f}%"
+        return format_number(value, ".1%")
 
     lines = [
         "",
@@ -158,8 +159,7 @@ def format_headline(summary: dict[str, Any]) -> str:
     ]
     for name, m in summary["tracking_test"].items():
         def fmt(key, m=m):
-            value = m.get(key)
-            return "n/a" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
+            return format_number(m.get(key), ".1f")
         lines.append(f"{name:<10} (test split, conf 0.1): MOTA {fmt('MOTA')}  IDF1 {fmt('IDF1')}  HOTA {fmt('HOTA')}  "
                      f"IDSW {fmt('IDSW')}  FP {fmt('FP')}  FN {fmt('FN')}")
     lines += [f"report: {summary['report']}", f"confidence sweep: {summary['sweep']}"]

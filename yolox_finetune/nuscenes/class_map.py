@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..classes import CLASS_IDS, DEFAULT_CLASS_MAP
-from ..errors import UserError
+from yolox_finetune.core.classes import CLASS_IDS, DEFAULT_CLASS_MAP
+from yolox_finetune.core.errors import UserError
 
 
 def load_class_map(path: str | Path | None) -> dict[str, int]:

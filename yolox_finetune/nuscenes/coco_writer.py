@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..classes import CLASS_NAMES
-from ..io_utils import atomic_write_json
+from yolox_finetune.core.atomic_io import atomic_write_json
+from yolox_finetune.core.classes import CLASS_NAMES
 
 #: the per-image fields copied from a converted frame into the COCO image record.
 IMAGE_FIELDS: tuple[str, ...] = (

@@ -17,16 +17,16 @@ from loguru import logger
 from tabulate import tabulate
 from tqdm import tqdm
 
-from ..classes import CLASS_NAMES, class_name
-from ..errors import UserError
-from ..io_utils import atomic_write_json
-from .class_map import load_class_map
-from .coco_writer import write_coco
-from .mot_writer import write_sequence
-from .output_dir import check_output_dir, staged_output_dir
-from .projection import BOX_DEGENERATE, BOX_OK, project_boxes_into_frames
-from .split import SPLITS, assign_splits, split_policy
-from .tables import NuScenesTables, load_tables
+from yolox_finetune.core.atomic_io import atomic_write_json
+from yolox_finetune.core.classes import CLASS_NAMES, class_name
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.output_dir import check_output_dir, staged_output_dir
+from yolox_finetune.nuscenes.class_map import load_class_map
+from yolox_finetune.nuscenes.coco_writer import write_coco
+from yolox_finetune.nuscenes.mot_export import write_sequence
+from yolox_finetune.nuscenes.projection import BOX_DEGENERATE, BOX_OK, project_boxes_into_frames
+from yolox_finetune.nuscenes.split import SPLITS, assign_splits, split_policy
+from yolox_finetune.nuscenes.tables import NuScenesTables, load_tables
 
 
 @dataclass

@@ -19,7 +19,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .geometry import box_corners, quaternion_to_matrix
+from yolox_finetune.nuscenes.geometry import box_corners, quaternion_to_matrix
 
 #: per-box outcome codes returned by :func:`clip_hulls_to_canvas`.
 BOX_OK = 0

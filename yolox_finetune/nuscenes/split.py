@@ -9,12 +9,24 @@ Splitting by scene keeps consecutive frames of one drive out of two splits.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
-from nuscenes.utils.splits import create_splits_scenes
-
-from ..errors import UserError
+from yolox_finetune.core.errors import UserError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@lru_cache(maxsize=1)
+def _official_scenes() -> tuple[frozenset[str], frozenset[str]]:
+    """nuScenes' official (train, val) scene names, read once.
+
+    Imported here, not at module level: ``nuscenes.utils.splits`` loads the whole devkit (and sklearn, matplotlib),
+    seconds that every importer of this module (``tools/convert_nuscenes.py --help`` among them) would pay.
+    """
+    from nuscenes.utils.splits import create_splits_scenes
+
+    official = create_splits_scenes(verbose=False)
+    return frozenset(official["train"]), frozenset(official["val"])
 
 
 def _take(names: list[str], ratio: float, rng: random.Random) -> tuple[list[str], list[str]]:
@@ -30,8 +42,8 @@ def _take(names: list[str], ratio: float, rng: random.Random) -> tuple[list[str]
 
 def split_policy(scene_names: list[str], version: str) -> str:
     """``"official"`` when every scene is an official train/val scene (and not a mini release), else ``"seeded"``."""
-    official = create_splits_scenes(verbose=False)
-    known = set(official["train"]) | set(official["val"])
+    official_train, official_val = _official_scenes()
+    known = official_train | official_val
     if "mini" not in version and scene_names and all(name in known for name in scene_names):
         return "official"
     return "seeded"
@@ -52,7 +64,7 @@ def assign_splits(scene_names: list[str], version: str, val_ratio: float = 0.2, 
         raise UserError(f"unknown split policy {policy!r}; use auto, official or seeded")
     rng = random.Random(seed)
     if policy == "official":
-        official_val = set(create_splits_scenes(verbose=False)["val"])
+        official_val = _official_scenes()[1]
         test = [n for n in scene_names if n in official_val]
         trainable = [n for n in scene_names if n not in official_val]
     else:

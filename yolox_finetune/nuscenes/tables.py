@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from yolox_finetune.core.errors import UserError
 
 #: the 13 tables of a v1.0 release, as nuscenes-devkit loads them.
 ALL_TABLES: tuple[str, ...] = (

@@ -1,0 +1,300 @@
+"""MOTChallenge text files (ground truth, detections, tracker results) and ``seqinfo.ini``.
+
+Every kind of file becomes one ``MotRows`` table of parallel numpy arrays, so the evaluator, the trackers' driver
+and the detection cache all speak the same shape. Rows keep their file order (the order motmetrics and TrackEval
+see them in, which decides ties in their assignments).
+
+Layouts (frames 1-based, boxes ``x, y, w, h`` in pixels):
+
+- ground truth, MOT16/17 and ours: ``frame,id,x,y,w,h,consider,class,visibility`` (9 columns)
+- ground truth, MOT15: ``frame,id,x,y,w,h,conf,wx,wy,wz`` (10 columns, single class)
+- detections: ``frame,-1,x,y,w,h,score,class`` (MOTChallenge's own det files end in ``-1,-1,-1``: class unknown)
+- results: ``frame,id,x,y,w,h,score,class,-1,-1`` (class -1: unknown)
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from yolox_finetune.core.atomic_io import atomic_open
+from yolox_finetune.core.errors import UserError
+
+#: ground-truth layouts understood by ``read_gt``.
+GT_FORMATS: tuple[str, ...] = ("auto", "mot15", "mot16")
+
+#: class id given to rows whose class is unknown (MOT15, MOTChallenge det/result files with -1 in the class column).
+UNKNOWN_CLASS = 0
+
+
+@dataclass
+class MotRows:
+    """One MOT file as parallel arrays; ``score`` holds the gt "consider" flag for ground truth."""
+
+    frame: np.ndarray  # (N,) int64, 1-based
+    track_id: np.ndarray  # (N,) int64, -1 for detections
+    box: np.ndarray  # (N, 4) float64 x, y, w, h
+    score: np.ndarray  # (N,) float64
+    class_id: np.ndarray  # (N,) int64, UNKNOWN_CLASS when the file has none
+    visibility: np.ndarray  # (N,) float64, 1 when the file has none
+    source: str = ""
+    fmt: str = field(default="mot16")
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    def select(self, mask: np.ndarray) -> MotRows:
+        """The rows where ``mask`` is true (or the given indices), same source and format."""
+        return MotRows(self.frame[mask], self.track_id[mask], self.box[mask], self.score[mask], self.class_id[mask],
+                       self.visibility[mask], self.source, self.fmt)
+
+    @property
+    def num_frames(self) -> int:
+        """Last frame number mentioned (0 when empty)."""
+        return int(self.frame.max()) if len(self) else 0
+
+    def frame_slices(self) -> dict[int, np.ndarray]:
+        """frame -> row indices in file order (a stable grouping; frames need not be sorted in the file)."""
+        if not len(self):
+            return {}
+        order = np.argsort(self.frame, kind="stable")
+        frames = self.frame[order]
+        starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+        ends = np.r_[starts[1:], len(frames)]
+        return {int(frames[s]): order[s:e] for s, e in zip(starts, ends)}
+
+
+def empty_rows(source: str = "", fmt: str = "mot16") -> MotRows:
+    """A table with no rows (a sequence where nothing was detected or tracked)."""
+    return MotRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64),
+                   np.ones(0), source, fmt)
+
+
+def _parse_numbers(path: Path, min_columns: int, what: str) -> list[tuple[int, list[float]]]:
+    """(line number, values) for every non-blank line; a malformed line is a UserError naming file and line."""
+    if not path.is_file():
+        raise UserError(f"{what} file {path} not found; check the path (expected a MOTChallenge .txt file)")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            parts = text.replace("\t", ",").split(",") if "," in text or "\t" in text else text.split()
+            try:
+                values = [float(p) for p in parts]
+            except ValueError:
+                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a non-numeric field; "
+                                "fix or delete the row") from None
+            if len(values) < min_columns:
+                raise UserError(f"{path}:{lineno}: {what} row {text!r} has {len(values)} columns, expected at least "
+                                f"{min_columns}; fix or delete the row") from None
+            if not all(np.isfinite(values)):
+                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a nan/inf field; fix or delete the row")
+            frame = values[0]
+            if frame < 1 or frame != int(frame):
+                raise UserError(f"{path}:{lineno}: {what} row {text!r} has frame {parts[0]!r}; "
+                                "frames are whole numbers starting at 1")
+            if values[4] < 0 or values[5] < 0:
+                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a negative width or height; "
+                                "fix or delete the row")
+            rows.append((lineno, values))
+    return rows
+
+
+def _check_ids(path: Path, rows: list[tuple[int, list[float]]], what: str) -> None:
+    """Track ids must be whole numbers; one id may not appear twice in one frame."""
+    seen: set[tuple[int, int]] = set()
+    for lineno, values in rows:
+        if values[1] != int(values[1]):
+            raise UserError(f"{path}:{lineno}: {what} track id {values[1]} is not a whole number; fix the row")
+        key = (int(values[0]), int(values[1]))
+        if key in seen:
+            raise UserError(f"{path}:{lineno}: {what} track id {key[1]} appears twice in frame {key[0]}; "
+                            "each id may occur once per frame")
+        seen.add(key)
+
+
+def _table(rows: list[tuple[int, list[float]]], source: Path, fmt: str, score_col: int,
+           class_col: int | None, visibility_col: int | None) -> MotRows:
+    if not rows:
+        return empty_rows(str(source), fmt)
+    width = max(len(v) for _, v in rows)
+    data = np.full((len(rows), width), -1.0)
+    for i, (_, values) in enumerate(rows):
+        data[i, : len(values)] = values
+    n = len(rows)
+    if class_col is None:
+        class_id = np.full(n, UNKNOWN_CLASS, np.int64)
+    else:
+        class_id = data[:, class_col].astype(np.int64)
+        class_id[class_id < 1] = UNKNOWN_CLASS
+    visibility = np.ones(n) if visibility_col is None else data[:, visibility_col].copy()
+    return MotRows(data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2:6].copy(),
+                   data[:, score_col].copy(), class_id, visibility, str(source), fmt)
+
+
+def detect_gt_format(path: str | os.PathLike) -> str:
+    """``mot15`` for 10-column ground truth (conf + world coordinates), ``mot16`` for 9 columns (consider, class,
+    visibility) as MOT16/17 and our nuScenes export write it."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            columns = len(text.replace("\t", ",").split(",") if "," in text else text.split())
+            if columns == 9:
+                return "mot16"
+            if columns == 10:
+                return "mot15"
+            raise UserError(f"{path}:{lineno}: ground truth row has {columns} columns; expected 9 "
+                            "(frame,id,x,y,w,h,consider,class,visibility) or 10 (MOT15); fix the file or pass the "
+                            "format explicitly")
+    return "mot16"
+
+
+def read_gt(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
+    """Ground truth; ``fmt`` "auto" (by column count), "mot15" (single class) or "mot16" (class in column 8)."""
+    path = Path(path)
+    if fmt not in GT_FORMATS:
+        raise UserError(f"unknown ground-truth format {fmt!r}; choose one of {', '.join(GT_FORMATS)}")
+    if not path.is_file():
+        raise UserError(f"ground truth file {path} not found; expected <gt root>/<seq>/gt/gt.txt")
+    if fmt == "auto":
+        fmt = detect_gt_format(path)
+    rows = _parse_numbers(path, 7 if fmt == "mot15" else 9, "ground truth")
+    _check_ids(path, rows, "ground truth")
+    if fmt == "mot15":
+        return _table(rows, path, fmt, score_col=6, class_col=None, visibility_col=None)
+    return _table(rows, path, fmt, score_col=6, class_col=7, visibility_col=8)
+
+
+def read_detections(path: str | os.PathLike) -> MotRows:
+    """Detections ``frame,-1,x,y,w,h,score[,class]``; a missing or -1 class column means class unknown."""
+    path = Path(path)
+    rows = _parse_numbers(path, 7, "detection")
+    has_class = bool(rows) and min(len(v) for _, v in rows) >= 8
+    return _table(rows, path, "det", score_col=6, class_col=7 if has_class else None, visibility_col=None)
+
+
+def read_results(path: str | os.PathLike) -> MotRows:
+    """Tracker output ``frame,id,x,y,w,h,score[,class,-1,-1]``; class -1 (MOTChallenge style) means unknown."""
+    path = Path(path)
+    rows = _parse_numbers(path, 6, "result")
+    _check_ids(path, rows, "result")
+    rows = [(n, v if len(v) >= 7 else v + [1.0]) for n, v in rows]
+    has_class = bool(rows) and min(len(v) for _, v in rows) >= 8
+    return _table(rows, path, "result", score_col=6, class_col=7 if has_class else None, visibility_col=None)
+
+
+def _fmt(value: float) -> str:
+    """Coordinates with 3 decimals (a thousandth of a pixel), trailing zeros dropped."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+
+
+def write_detections(path: str | os.PathLike, rows: MotRows) -> None:
+    """Atomically write ``frame,-1,x,y,w,h,score,class`` rows (scores with 5 decimals: thresholds stay exact)."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        for f, (x, y, w, h), s, c in zip(rows.frame, rows.box, rows.score, rows.class_id):
+            handle.write(f"{int(f)},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.5f},{int(c) if c > 0 else -1}\n")
+
+
+def write_results(path: str | os.PathLike, rows: MotRows) -> None:
+    """Atomically write ``frame,id,x,y,w,h,score,class,-1,-1`` rows, sorted by frame then id."""
+    order = np.lexsort((rows.track_id, rows.frame)) if len(rows) else np.zeros(0, np.int64)
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        for i in order:
+            x, y, w, h = rows.box[i]
+            c = int(rows.class_id[i])
+            handle.write(f"{int(rows.frame[i])},{int(rows.track_id[i])},{x:.2f},{y:.2f},{w:.2f},{h:.2f},"
+                         f"{rows.score[i]:.4f},{c if c > 0 else -1},-1,-1\n")
+
+
+def write_gt(path: str | os.PathLike, rows: MotRows) -> None:
+    """Atomically write MOT16/17-style ground truth ``frame,id,x,y,w,h,consider,class,visibility``."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        for f, t, (x, y, w, h), s, c, v in zip(rows.frame, rows.track_id, rows.box, rows.score, rows.class_id,
+                                               rows.visibility):
+            handle.write(f"{int(f)},{int(t)},{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},{int(s)},{int(c)},{v:.3f}\n")
+
+
+@dataclass
+class SeqInfo:
+    """The ``[Sequence]`` section of ``seqinfo.ini``; fields are None when the file does not give them."""
+
+    name: str
+    frame_rate: float | None = None
+    seq_length: int | None = None
+    im_width: int | None = None
+    im_height: int | None = None
+    im_dir: str = "img1"
+    im_ext: str = ".jpg"
+
+
+def read_seqinfo(seq_dir: str | os.PathLike) -> SeqInfo:
+    """``<seq_dir>/seqinfo.ini`` when present, else a SeqInfo with only the name (the folder's)."""
+    seq_dir = Path(seq_dir)
+    ini = seq_dir / "seqinfo.ini"
+    info = SeqInfo(name=seq_dir.name)
+    if not ini.is_file():
+        return info
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(ini, encoding="utf-8")
+        section = parser["Sequence"]
+        info.name = section.get("name", seq_dir.name)
+        info.frame_rate = float(section["frameRate"]) if "frameRate" in section else None
+        info.seq_length = int(section["seqLength"]) if "seqLength" in section else None
+        info.im_width = int(section["imWidth"]) if "imWidth" in section else None
+        info.im_height = int(section["imHeight"]) if "imHeight" in section else None
+        info.im_dir = section.get("imDir", "img1")
+        info.im_ext = section.get("imExt", ".jpg")
+    except (configparser.Error, KeyError, ValueError) as exc:
+        raise UserError(f"{ini}: cannot read the [Sequence] section ({exc}); fix the file or delete it") from None
+    return info
+
+
+def write_seqinfo(seq_dir: str | os.PathLike, info: SeqInfo) -> None:
+    """Atomically write ``seqinfo.ini`` in the MOTChallenge layout."""
+    lines = ["[Sequence]", f"name={info.name}", f"imDir={info.im_dir}"]
+    if info.frame_rate is not None:
+        lines.append(f"frameRate={info.frame_rate:g}")
+    if info.seq_length is not None:
+        lines.append(f"seqLength={info.seq_length}")
+    if info.im_width is not None:
+        lines.append(f"imWidth={info.im_width}")
+    if info.im_height is not None:
+        lines.append(f"imHeight={info.im_height}")
+    lines.append(f"imExt={info.im_ext}")
+    with atomic_open(Path(seq_dir) / "seqinfo.ini", "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def list_sequences(gt_root: str | os.PathLike) -> list[str]:
+    """Names of the sequences under ``gt_root`` (folders holding ``gt/gt.txt``), sorted."""
+    root = Path(gt_root)
+    if not root.is_dir():
+        raise UserError(f"ground-truth folder {root} does not exist; pass the folder holding <seq>/gt/gt.txt")
+    names = sorted(p.name for p in root.iterdir() if (p / "gt" / "gt.txt").is_file())
+    if not names:
+        raise UserError(f"no sequences in {root}: expected <seq>/gt/gt.txt below it (MOTChallenge layout)")
+    return names
+
+
+def frame_images(seq_dir: str | os.PathLike) -> dict[int, Path]:
+    """frame number -> image path for ``<seq>/<imDir>/<000001>.<ext>`` files (empty when there are none)."""
+    seq_dir = Path(seq_dir)
+    info = read_seqinfo(seq_dir)
+    image_dir = seq_dir / info.im_dir
+    if not image_dir.is_dir():
+        return {}
+    images = {}
+    for path in image_dir.iterdir():
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png") and path.stem.isdigit():
+            images[int(path.stem)] = path
+    return dict(sorted(images.items()))

@@ -1,0 +1,194 @@
+"""Tracking evaluation flows behind ``tools/track_eval.py`` and ``tools/conf_sweep.py``: where the detections come
+from (a checkpoint through the detector cache, or det files), detections -> trackers -> metrics, or results ->
+metrics.
+
+Output of a track_eval run (``out``): ``<tracker>/<seq>.txt`` results, ``<tracker>/tracker_config.yaml`` (the
+options it ran with; ``--tracker-config`` reruns them), ``metrics.json``
+(``{"trackers": {name: {"overall", "per_sequence", "per_class"}}, "settings": {...}}``) and a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from tabulate import tabulate
+
+from trackers.config import TrackerConfig, save_config
+from yolox_finetune.core.atomic_io import atomic_write_json
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.mot.clear import METRIC_NAMES
+from yolox_finetune.mot.evaluate import TrackerCounts, evaluate_sequence
+from yolox_finetune.mot.formats import read_results, write_results
+from yolox_finetune.mot.runner import Sequence, effective_config, run_tracker
+from yolox_finetune.tracking.detector import cached_detections
+from yolox_finetune.training.checkpoint import resolve_checkpoint
+from yolox_finetune.training.exp import load_exp
+
+#: file name of the tracker options a run used, beside its results.
+TRACKER_CONFIG_FILE = "tracker_config.yaml"
+
+#: metrics shown in the stdout summary.
+SUMMARY_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", "DetA", "AssA", "MOTP", "IDSW", "FP", "FN", "MT", "ML",
+                                    "Recall", "Precision")
+
+
+def check_out_dir(out: Path, *inputs: str | os.PathLike | None) -> None:
+    """Refuse an output folder that is one of the inputs (results would be written over the user's files)."""
+    for given in inputs:
+        if given is not None and Path(given).resolve() == out.resolve():
+            raise UserError(f"--out {out} is also an input folder; choose a separate output folder")
+
+
+def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerConfig], conf: float,
+                       out: Path | None, iou_threshold: float = 0.5) -> dict[str, TrackerCounts]:
+    """Run each tracker (name -> config) over each sequence's detections (score >= conf), count metrics; with
+    ``out``, write ``<tracker>/<seq>.txt`` results and the ``<tracker>/tracker_config.yaml`` they came from."""
+    have_images = all(s.images for s in sequences)
+    report: dict[str, TrackerCounts] = {}
+    for name, requested in configs.items():
+        config, note = effective_config(name, requested, have_images)
+        if note:
+            logger.warning(note)
+        if out is not None:
+            save_config(config, out / name / TRACKER_CONFIG_FILE)
+        counts = TrackerCounts()
+        for seq in sequences:
+            if seq.detections is None:
+                raise UserError(f"sequence {seq.name} has no detections; pass --dets or --ckpt")
+            results = run_tracker(name, config, seq.detections, seq.num_frames, seq.frame_rate, conf, seq.images,
+                                  seq.image_size)
+            if out is not None:
+                write_results(out / name / f"{seq.name}.txt", results)
+            counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold))
+        report[name] = counts
+    return report
+
+
+def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike,
+                        iou_threshold: float = 0.5) -> TrackerCounts:
+    """Evaluate existing tracker output ``results_dir/<seq>.txt`` (every gt sequence needs a file)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"results folder {results_dir} does not exist; pass the folder holding <seq>.txt files")
+    missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
+    if missing:
+        raise UserError(f"{results_dir} has no results for {len(missing)} sequence(s) (e.g. {missing[0]}.txt); "
+                        "write an (empty) <seq>.txt for every ground-truth sequence")
+    counts = TrackerCounts()
+    for seq in sequences:
+        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, read_results(results_dir / f"{seq.name}.txt"),
+                                                        iou_threshold))
+    return counts
+
+
+def metrics_document(report: dict[str, TrackerCounts], settings: dict[str, Any]) -> dict[str, Any]:
+    """The metrics.json content."""
+    return {"trackers": {name: counts.report() for name, counts in report.items()}, "settings": settings}
+
+
+def write_metrics(document: dict[str, Any], out: Path | None, json_path: str | os.PathLike | None) -> list[Path]:
+    """Write metrics.json to ``out`` and/or ``json_path`` (atomically); returns the paths written."""
+    paths = [p for p in ((out / "metrics.json") if out is not None else None,
+                         Path(json_path) if json_path else None) if p is not None]
+    for path in paths:
+        atomic_write_json(path, document)
+    return paths
+
+
+def _cell(value: Any) -> Any:
+    return "-" if value is None else (round(value, 1) if isinstance(value, float) else value)
+
+
+def summary_table(document: dict[str, Any], per_class: bool = True) -> str:
+    """Readable table: one row per tracker (overall), then one per tracker and class."""
+    rows = []
+    for name, entry in document["trackers"].items():
+        rows.append([name, "ALL"] + [_cell(entry["overall"][m]) for m in SUMMARY_METRICS])
+        if per_class and len(entry["per_class"]) > 1:
+            for cls, metrics in entry["per_class"].items():
+                rows.append(["", cls] + [_cell(metrics[m]) for m in SUMMARY_METRICS])
+    return tabulate(rows, headers=["tracker", "class", *SUMMARY_METRICS], tablefmt="github")
+
+
+def settings_of(configs: Mapping[str, TrackerConfig], conf: float | None, iou_threshold: float,
+                have_images: bool = True, **extra: Any) -> dict[str, Any]:
+    """What produced the numbers: each tracker's effective config, the conf filter, the IoU threshold."""
+    options = {name: effective_config(name, config, have_images)[0].to_dict() for name, config in configs.items()}
+    return {"conf": conf, "iou_threshold": iou_threshold, "trackers": options, "metrics": list(METRIC_NAMES), **extra}
+
+
+@dataclass
+class DetectionSources:
+    """Where a tool's detections come from: one det folder per label (a checkpoint or a --dets folder)."""
+
+    #: folder holding ``<seq>/gt/gt.txt``.
+    gt_root: Path
+    #: label (checkpoint file stem, or the --dets folder's name) -> folder of ``<seq>.txt`` det files.
+    det_dirs: dict[str, Path]
+    #: the exp's run folder in --ckpt mode, where outputs go by default; None with --dets.
+    run_dir: Path | None = None
+
+
+def require_gt(gt: str | None, mode: str) -> Path:
+    """``--gt`` as a path; UserError when ``mode`` (``--dets``, ``--results``) came without it."""
+    if not gt:
+        raise UserError(f"{mode} needs --gt GTDIR (the folder holding <seq>/gt/gt.txt)")
+    return Path(gt)
+
+
+def detection_sources(args: argparse.Namespace) -> DetectionSources:
+    """The detections of the options from ``add_source_arguments``: each ``--ckpt`` through the detector and its
+    cache (the exp's MOT sequences as ground truth), or each ``--dets`` folder with ``--gt``."""
+    if args.ckpt:
+        det_dirs: dict[str, Path] = {}
+        for spec in [args.ckpt] if isinstance(args.ckpt, str) else args.ckpt:
+            exp, ckpt_path, gt_root, det_dir = checkpoint_detections(args.exp_file, spec, args.data, args.split,
+                                                                     args.device, args.batch_size)
+            det_dirs[ckpt_path.stem] = det_dir
+        return DetectionSources(gt_root, det_dirs, exp.run_dir)
+    gt_root = require_gt(args.gt, "--dets")
+    det_dirs = {}
+    for folder in [args.dets] if isinstance(args.dets, str) else args.dets:
+        label = Path(folder).resolve().name
+        if label in det_dirs:
+            raise UserError(f"two --dets folders are named {label!r}; rename one so their rows differ")
+        det_dirs[label] = Path(folder)
+    return DetectionSources(gt_root, det_dirs)
+
+
+def output_folder(out: str | None, sources: DetectionSources, default_name: str, what: str,
+                  *other_inputs: str | os.PathLike | None) -> Path:
+    """``--out``, else ``<run_dir>/tracking/<default_name>`` in --ckpt mode; refused when it is an input folder.
+    ``what`` says what goes there, for the message when --out is missing."""
+    if out:
+        folder = Path(out)
+    elif sources.run_dir is not None:
+        folder = sources.run_dir / "tracking" / default_name
+    else:
+        raise UserError(f"pass --out DIR for {what}")
+    check_out_dir(folder, sources.gt_root, *sources.det_dirs.values(), *other_inputs)
+    return folder
+
+
+def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, split: str, device: str = "auto",
+                          batch_size: int = 8) -> tuple[Any, Path, Path, Path]:
+    """``--ckpt`` mode's inputs: (exp, checkpoint path, gt root ``<data>/<split>``, det cache folder).
+
+    ``data`` defaults to the Exp's ``data_dir + "/mot"``; the cache lives in ``<run_dir>/tracking/det_cache``.
+    """
+    if not exp_file:
+        raise UserError("--ckpt needs the exp file that trained it: pass -f exps/<name>.py")
+    exp = load_exp(exp_file)
+    ckpt_path = resolve_checkpoint(ckpt, exp.run_dir)
+    gt_root = (Path(data) if data else Path(exp.data_dir) / "mot") / split
+    if not gt_root.is_dir():
+        raise UserError(f"MOT sequences folder {gt_root} does not exist; convert nuScenes with "
+                        "tools/convert_nuscenes.py --mot or pass --data <folder holding val/ and test/>")
+    det_dir = cached_detections(exp, ckpt_path, gt_root, exp.run_dir / "tracking" / "det_cache", device, batch_size)
+    return exp, ckpt_path, gt_root, det_dir

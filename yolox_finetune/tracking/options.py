@@ -1,0 +1,125 @@
+"""The command line every tracking tool shares: where detections come from, which trackers, and their options.
+
+Tracker flags are generated from the config dataclasses of ``trackers/config.py`` (field ``match_thresh`` ->
+``--match-thresh``, its type from the annotation, its help from the field's comment), so a new config field is a new
+flag in every tool. This module is light on purpose (no torch, pandas or matplotlib): a tool builds its parser and
+checks the tracker options with it before loading the flows, so ``--help`` and a bad option answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from trackers.config import TRACKER_CONFIGS, OptionSpec, TrackerConfig, format_value, load_config, option_specs
+from trackers.errors import TrackerError
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.mot.formats import GT_FORMATS
+
+#: ``--tracker`` value that selects every tracker.
+ALL_TRACKERS = "all"
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argparse._MutuallyExclusiveGroup:
+    """``--ckpt`` / ``--dets`` (several of each with ``many``) and where sequences, ground truth and the detector come
+    from. Returns the required mode group, so a tool can add a mode of its own."""
+    several = " (several: one row of results each)" if many else ""
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--ckpt", nargs="+" if many else None,
+                      help=f"checkpoint path or name (epoch_10, best, latest) in the exp's run dir{several}")
+    mode.add_argument("--dets", nargs="+" if many else None, help=f"folder of MOT det files <seq>.txt{several}")
+    parser.add_argument("-f", "--exp-file", help="exp file (needed with --ckpt)")
+    parser.add_argument("--data", help="MOT root holding <split>/<seq>/ (default: the exp's data_dir/mot)")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--gt", help="ground-truth root <seq>/gt/gt.txt (with --dets/--results)")
+    parser.add_argument("--gt-format", choices=GT_FORMATS, default="auto")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate when a sequence has no seqinfo.ini")
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match in CLEAR/identity metrics (0.5)")
+    parser.add_argument("--device", default="auto", help="detector device: auto, cpu, cuda, cuda:1")
+    parser.add_argument("--batch-size", type=int, default=8, help="detector frames per batch")
+    return mode
+
+
+def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tracker``, ``--tracker-config`` and one flag per tracker option (unset = the file's value, else the
+    tracker's default)."""
+    parser.add_argument("--tracker", nargs="+", choices=(*TRACKER_CONFIGS, ALL_TRACKERS), metavar="NAME",
+                        help=f"trackers to run: {', '.join(TRACKER_CONFIGS)} or {ALL_TRACKERS} "
+                             "(default: those in --tracker-config, else all)")
+    group = parser.add_argument_group(
+        "tracker options",
+        "An option left unset takes its value from --tracker-config, else the tracker's default (in brackets;\n"
+        "documented in trackers/config.py). Options of one tracker apply to that tracker only.",
+    )
+    group.add_argument("--tracker-config", metavar="FILE.yaml",
+                       help="YAML file of tracker options: 'tracker: NAME' and 'option: value' lines, or one entry "
+                            "per tracker name. Every run writes one (tracker_config.yaml) that reruns it as it was; "
+                            "python -m trackers NAME prints the defaults")
+    for spec in option_specs().values():  # unset flags stay out of the namespace: None is a value (none)
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.kind is bool:
+            group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=_flag_help(spec))
+        else:
+            metavar = None if spec.choices else spec.type_name.upper()
+            group.add_argument(flag, dest=spec.name, type=_flag_type(spec), choices=spec.choices,
+                               default=argparse.SUPPRESS, metavar=metavar, help=_flag_help(spec))
+
+
+def _flag_help(spec: OptionSpec) -> str:
+    values = {format_value(v) for v in spec.defaults.values()}
+    if len(values) == 1:
+        default = values.pop()
+    else:
+        default = ", ".join(f"{name} {format_value(v)}" for name, v in spec.defaults.items())
+    only = f"{', '.join(spec.defaults)} only; " if len(spec.defaults) < len(TRACKER_CONFIGS) else ""
+    return f"{spec.doc} [{only}{default}]".replace("%", "%%")
+
+
+def _flag_type(spec: OptionSpec) -> Callable[[str], Any]:
+    """argparse type of an option: the option's own parser, its message shown on a bad value."""
+
+    def convert(text: str) -> Any:
+        try:
+            return spec.parse(text)
+        except TrackerError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = spec.type_name
+    return convert
+
+
+def chosen_trackers(requested: list[str] | None, in_file: list[str]) -> list[str]:
+    """``--tracker`` values -> tracker names: ``all`` is every tracker; none given means the trackers the
+    ``--tracker-config`` file sets up, else every tracker. argparse has checked the names."""
+    if not requested:
+        return in_file or list(TRACKER_CONFIGS)
+    if ALL_TRACKERS in requested:
+        return list(TRACKER_CONFIGS)
+    return list(dict.fromkeys(requested))
+
+
+def given_tracker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The tracker options set by flags (a flag left out is absent from ``args``)."""
+    return {name: getattr(args, name) for name in option_specs() if hasattr(args, name)}
+
+
+def tracker_configs(args: argparse.Namespace) -> dict[str, TrackerConfig]:
+    """The config of each chosen tracker: its defaults, overridden by the ``--tracker-config`` file, overridden by
+    the flags given. Raises UserError for a flag no chosen tracker has, TrackerError for a bad value."""
+    from_file = load_config(args.tracker_config) if args.tracker_config else {}
+    names = chosen_trackers(args.tracker, list(from_file))
+    flags = given_tracker_options(args)
+    unused = [option for option in flags if option not in option_specs(names)]
+    if unused:
+        owners = ", ".join(option_specs()[unused[0]].defaults)
+        raise UserError(f"--{unused[0].replace('_', '-')} is an option of {owners} only, and the trackers run here "
+                        f"are {', '.join(names)}; drop the flag or add --tracker {owners}")
+    configs = {}
+    for name in names:
+        base = from_file[name] if name in from_file else TRACKER_CONFIGS[name]()
+        own = {option: value for option, value in flags.items() if option in base.option_names()}
+        configs[name] = dataclasses.replace(base, **own)
+    return configs

@@ -1,0 +1,273 @@
+"""The nuScenes base Exp: YOLOX-L, seven classes, unfreeze schedule and BatchNorm policy.
+
+Exps in ``exps/`` subclass :class:`NuScenesExp` and state only what differs, as YOLOX's own exps do.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import importlib.util
+import inspect
+import io
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from yolox.exp import Exp as YoloxExp
+
+from yolox_finetune.core.classes import CLASS_NAMES
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.groups import GROUPS, Phase, head_only
+from yolox_finetune.training.data import build_train_loader
+
+#: what exps import from here besides the Exp itself
+__all__ = ["GROUPS", "NuScenesExp", "Phase", "head_only", "load_exp", "apply_overrides"]
+
+#: BatchNorm policies: which BN layers keep their running statistics frozen (eval mode) during training.
+BN_POLICIES: tuple[str, ...] = ("frozen_groups", "backbone")
+
+
+class NuScenesExp(YoloxExp):
+    """YOLOX-L fine-tuned on nuScenes cameras converted by ``tools/convert_nuscenes.py``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # model: YOLOX-L
+        self.num_classes = len(CLASS_NAMES)
+        self.class_names = CLASS_NAMES
+        self.depth = 1.0
+        self.width = 1.0
+
+        # data: <data_dir>/annotations/<ann>, image file_name relative to data_dir
+        self.data_dir = os.environ.get("YOLOX_FINETUNE_DATA", "datasets/nuscenes_coco")
+        self.train_ann = "train.json"
+        self.val_ann = "val.json"
+        self.test_ann = "test.json"
+        self.input_size = (800, 1440)
+        self.test_size = (800, 1440)
+        self.multiscale_range = 5  # 0 switches multi-scale training off
+        self.data_num_workers = 4
+
+        # training (batch_size is the global batch over all devices; -b overrides it)
+        self.batch_size = 64
+        self.eval_interval = 1
+        self.print_interval = 10
+        self.seed = None
+        self.output_dir = os.environ.get("YOLOX_FINETUNE_OUTPUT", "YOLOX_outputs")
+        self.exp_name = Path(inspect.getfile(type(self))).stem
+
+        # fine-tuning: what trains when, and how BatchNorm behaves
+        self.unfreeze_schedule: tuple[Phase, ...] = head_only()
+        self.bn_policy = "frozen_groups"
+        # which epoch_<N>.pth files to keep: None keeps every epoch (YOLOX's save_history_ckpt), () none
+        self.ckpt_epochs: tuple[int, ...] | None = None
+        # optional, off by default
+        self.grad_clip_norm: float | None = None
+        self.early_stop_patience: int | None = None
+        self.ema_decay = 0.9998
+
+    # ------------------------------------------------------------------ conveniences
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.exp_name
+
+    def base_lr(self, batch_size: int) -> float:
+        return self.basic_lr_per_img * batch_size
+
+    def annotation_file(self, split: str = "train") -> str:
+        return {"train": self.train_ann, "val": self.val_ann, "test": self.test_ann}[split]
+
+    def annotation_path(self, split: str = "train") -> Path:
+        return Path(self.data_dir) / "annotations" / self.annotation_file(split)
+
+    def phase_index(self, epoch: int) -> int:
+        """0-based index of the phase active at 1-based ``epoch``."""
+        index = 0
+        for i, phase in enumerate(self.unfreeze_schedule):
+            if phase.start_epoch <= epoch:
+                index = i
+        return index
+
+    def phase_for_epoch(self, epoch: int) -> Phase:
+        return self.unfreeze_schedule[self.phase_index(epoch)]
+
+    def is_no_aug_epoch(self, epoch: int) -> bool:
+        """1-based ``epoch`` is one of the last ``no_aug_epochs``: mosaic/mixup off, L1 loss on."""
+        return epoch > self.max_epoch - self.no_aug_epochs
+
+    def keeps_epoch_ckpt(self, epoch: int) -> bool:
+        if not self.save_history_ckpt:
+            return False
+        return self.ckpt_epochs is None or epoch in self.ckpt_epochs
+
+    # ------------------------------------------------------------------ data
+    def get_train_dataset(self, cache_img: bool = False):
+        """The mosaic/mixup-wrapped training set; which epochs mix is decided per batch by the sampler."""
+        from yolox.data import COCODataset, MosaicDetection, TrainTransform
+
+        check_data(self, "train")
+        with quiet_stdout():
+            base = COCODataset(
+                data_dir=self.data_dir,
+                json_file=self.train_ann,
+                name="",
+                img_size=self.input_size,
+                preproc=TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
+                cache=cache_img,
+            )
+        return MosaicDetection(
+            base,
+            mosaic=True,
+            img_size=self.input_size,
+            preproc=TrainTransform(max_labels=120, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
+            degrees=self.degrees,
+            translate=self.translate,
+            mosaic_scale=self.mosaic_scale,
+            mixup_scale=self.mixup_scale,
+            shear=self.shear,
+            enable_mixup=self.enable_mixup,
+            mosaic_prob=self.mosaic_prob,
+            mixup_prob=self.mixup_prob,
+        )
+
+    def get_val_dataset(self, split: str = "val"):
+        """Val images preprocessed exactly as at inference, with real targets so the loss can be computed too."""
+        from yolox.data import COCODataset, TrainTransform
+
+        check_data(self, split)
+        with quiet_stdout():
+            return COCODataset(
+                data_dir=self.data_dir,
+                json_file=self.annotation_file(split),
+                name="",
+                img_size=self.test_size,
+                preproc=TrainTransform(max_labels=120, flip_prob=0.0, hsv_prob=0.0),
+            )
+
+    def get_data_loader(self, batch_size, is_distributed, no_aug=False, cache_img=False):
+        """YOLOX-compatible entry point (epoch 0 of our deterministic per-epoch loader)."""
+        world = torch.distributed.get_world_size() if is_distributed else 1
+        rank = torch.distributed.get_rank() if is_distributed else 0
+        dataset = self.get_train_dataset(cache_img)
+        return build_train_loader(self, dataset, batch_size // world, epoch=1, rank=rank, world_size=world,
+                                  seed=self.seed or 0, mosaic=not no_aug)
+
+    def random_resize(self, data_loader, epoch, rank, is_distributed):
+        raise NotImplementedError("yolox_finetune's trainer picks multi-scale sizes itself (trainer.multiscale_size)")
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """pycocotools prints progress on stdout; keep stdout for what the user asked for."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def check_data(exp: NuScenesExp, split: str) -> None:
+    """Fail with one line when the data the Exp points at is not there."""
+    data_dir = Path(exp.data_dir)
+    if not data_dir.is_dir():
+        raise UserError(
+            f"data_dir {data_dir} does not exist (exp {exp.exp_name}); convert nuScenes with "
+            f"tools/convert_nuscenes.py --out {data_dir} or pass 'data_dir /path/to/converted' to tools/train.py"
+        )
+    path = exp.annotation_path(split)
+    if not path.is_file():
+        raise UserError(f"{split} annotation file {path} not found; run tools/convert_nuscenes.py --out {data_dir}")
+
+
+# ---------------------------------------------------------------------- loading and overriding
+def load_exp(exp_file: str | os.PathLike) -> NuScenesExp:
+    """Import an exp file and instantiate its ``Exp`` class."""
+    path = Path(exp_file)
+    if not path.is_file():
+        raise UserError(f"exp file {path} not found; pass -f exps/<name>.py")
+    module_name = f"yolox_finetune_exp_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"exp file {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report where it broke
+        raise UserError(f"exp file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    exp_class = getattr(module, "Exp", None)
+    if not (inspect.isclass(exp_class) and issubclass(exp_class, YoloxExp)):
+        raise UserError(f"exp file {path} does not define a class Exp (a subclass of "
+                        "yolox_finetune.training.exp.NuScenesExp)")
+    exp = exp_class()
+    if not isinstance(exp, NuScenesExp):
+        raise UserError(f"Exp in {path} must subclass yolox_finetune.training.exp.NuScenesExp (it subclasses only "
+                        "yolox's Exp)")
+    validate_exp(exp, where=str(path))
+    return exp
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value: a Python literal when it is one ('(128, 128)', '0.5', 'None'), else the raw string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(exp: NuScenesExp, pairs: list[str]) -> dict[str, Any]:
+    """Set ``KEY VALUE`` pairs on the Exp; an unknown key is an error with the closest names suggested."""
+    if len(pairs) % 2:
+        raise UserError(f"overrides come in KEY VALUE pairs; got an odd list: {' '.join(pairs)}")
+    applied: dict[str, Any] = {}
+    known = [k for k in vars(exp) if not k.startswith("_")]
+    for key, text in zip(pairs[::2], pairs[1::2]):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserError(f"unknown exp attribute '{key}' in overrides{hint}")
+        value = parse_value(text)
+        old = getattr(exp, key)
+        if isinstance(old, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        setattr(exp, key, value)
+        applied[key] = value
+    validate_exp(exp, where="overrides")
+    return applied
+
+
+def validate_exp(exp: NuScenesExp, where: str) -> None:
+    """Catch schedule mistakes before a long run starts."""
+    phases = exp.unfreeze_schedule
+    if not phases:
+        raise UserError(f"{where}: unfreeze_schedule is empty; give at least Phase(1, {{'head': 1.0}})")
+    if phases[0].start_epoch != 1:
+        raise UserError(f"{where}: the first phase must start at epoch 1 (it starts at {phases[0].start_epoch})")
+    starts = [p.start_epoch for p in phases]
+    if starts != sorted(set(starts)):
+        raise UserError(f"{where}: phase start epochs must increase strictly: {starts}")
+    for phase in phases:
+        unknown = sorted(set(phase.lr_mult) - set(GROUPS))
+        if unknown:
+            raise UserError(f"{where}: unknown module group(s) {unknown} in a phase; groups are {', '.join(GROUPS)}")
+        if not phase.lr_mult:
+            raise UserError(f"{where}: phase starting at epoch {phase.start_epoch} trains nothing")
+        bad = {g: m for g, m in phase.lr_mult.items() if not (isinstance(m, (int, float)) and m > 0)}
+        if bad:
+            raise UserError(f"{where}: LR multipliers must be positive numbers: {bad}")
+    if exp.bn_policy not in BN_POLICIES:
+        raise UserError(f"{where}: bn_policy must be one of {BN_POLICIES}, not {exp.bn_policy!r}")
+    if exp.no_aug_epochs > exp.max_epoch or exp.warmup_epochs > exp.max_epoch:
+        raise UserError(f"{where}: warmup_epochs and no_aug_epochs must not exceed max_epoch ({exp.max_epoch})")
+    for name in ("input_size", "test_size"):
+        size = getattr(exp, name)
+        if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and v % 32 == 0 for v in size)):
+            raise UserError(f"{where}: {name} must be a (height, width) tuple of multiples of 32, got {size!r}")
+    if exp.grad_clip_norm is not None and not (isinstance(exp.grad_clip_norm, (int, float)) and exp.grad_clip_norm > 0):
+        raise UserError(f"{where}: grad_clip_norm must be a positive number or None")
+    if not math.isfinite(exp.basic_lr_per_img) or exp.basic_lr_per_img <= 0:
+        raise UserError(f"{where}: basic_lr_per_img must be positive")

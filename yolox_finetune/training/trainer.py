@@ -1,0 +1,545 @@
+"""The device-agnostic training loop: CPU or CUDA, one process or DDP under torchrun.
+
+What it adds to YOLOX's trainer: phases of progressive unfreezing with per-group LR multipliers and a BN policy,
+a data order that makes resume exact, atomic checkpoints, a per-iteration metrics file, and clear stops on
+NaN losses and bad input.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from loguru import logger
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from yolox_finetune.core.atomic_io import atomic_copy, atomic_open, atomic_write_json
+from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.groups import GROUPS
+from yolox_finetune.core.run_files import (
+    BEST_CKPT,
+    LAST_MOSAIC_CKPT,
+    LATEST_CKPT,
+    LOSS_KEYS,
+    METRICS_FILE,
+    PLAN_FILE,
+    TRAIN_LOG,
+)
+from yolox_finetune.training.checkpoint import load_state_tolerant, read_checkpoint, resolve_checkpoint, save_checkpoint
+from yolox_finetune.training.data import build_train_loader, epoch_seed, iters_per_epoch_for, seed_everything
+from yolox_finetune.training.device import resolve_device
+from yolox_finetune.training.distributed import barrier, init_distributed, is_distributed, unwrap
+from yolox_finetune.training.exp import NuScenesExp
+from yolox_finetune.training.freeze import apply_phase, format_parameter_report, group_of, parameter_report
+from yolox_finetune.training.schedule import GroupLRSchedule, build_plan
+from yolox_finetune.training.validation import evaluate
+
+# yolox 0.3.0 calls the deprecated torch.cuda.amp.autocast inside its loss; nothing a user can act on
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"yolox\.")
+
+PARAM_KINDS = ("bn", "weight", "bias")  # YOLOX's three kinds: BN weights (no decay), other weights (decay), biases
+
+
+class TrainingDiverged(UserError):
+    """The loss stopped being finite."""
+
+
+@dataclass
+class TrainOptions:
+    batch_size: int | None = None  # global batch; None: the Exp's batch_size
+    device: str = "auto"  # "cpu", "cuda" or "auto"
+    ckpt: str | None = None  # pretrained weights for a new run
+    resume: bool = False
+    fp16: bool = False
+    cache_img: bool = False
+    overwrite: bool = False  # start afresh in a run dir that already holds checkpoints
+
+
+# ---------------------------------------------------------------------- optimizer
+def build_optimizer(model: nn.Module, exp: NuScenesExp) -> torch.optim.SGD:
+    """SGD over group x kind parameter groups, every parameter included so phases never rebuild the optimizer."""
+    buckets: dict[tuple[str, str], list[nn.Parameter]] = {(g, k): [] for g in GROUPS for k in PARAM_KINDS}
+    seen: set[int] = set()
+    for name, module in unwrap(model).named_modules():
+        if not name:
+            continue
+        group = None
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter) and id(bias) not in seen:
+            group = group_of(name)
+            buckets[(group, "bias")].append(bias)
+            seen.add(id(bias))
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, nn.Parameter) and id(weight) not in seen:
+            group = group or group_of(name)
+            kind = "bn" if isinstance(module, nn.BatchNorm2d) or "bn" in name else "weight"
+            buckets[(group, kind)].append(weight)
+            seen.add(id(weight))
+    missing = [n for n, p in unwrap(model).named_parameters() if id(p) not in seen]
+    if missing:
+        raise RuntimeError(f"parameters outside YOLOX's three kinds: {missing[:5]}")
+    param_groups = [
+        {"params": params, "group": g, "kind": k, "lr": 0.0,
+         "weight_decay": exp.weight_decay if k == "weight" else 0.0}
+        for (g, k), params in buckets.items()
+    ]
+    return torch.optim.SGD(param_groups, lr=0.0, momentum=exp.momentum, nesterov=True)
+
+
+def set_group_lrs(optimizer: torch.optim.Optimizer, lrs: dict[str, float]) -> None:
+    for param_group in optimizer.param_groups:
+        param_group["lr"] = lrs[param_group["group"]]
+
+
+# ---------------------------------------------------------------------- RNG state in checkpoints
+def rng_state() -> dict[str, Any]:
+    """Every RNG as plain tensors/lists so the checkpoint stays loadable with ``weights_only=True``."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def multiscale_size(exp: NuScenesExp, seed: int, global_iter: int) -> tuple[int, int]:
+    """YOLOX's multi-scale: a new random size every 10 iterations, the same on every rank without a broadcast."""
+    block = (global_iter - 1) // 10
+    if exp.multiscale_range <= 0 or block == 0:
+        return tuple(exp.input_size)
+    height, width = exp.input_size
+    rng = random.Random(epoch_seed(seed, block, 7))
+    low = int(height / 32) - exp.multiscale_range
+    high = int(height / 32) + exp.multiscale_range
+    size = rng.randint(max(1, low), high)
+    return int(32 * size), 32 * int(size * width / height)
+
+
+class MetricsFile:
+    """``metrics.jsonl``: one JSON object per logged iteration and per epoch (rank 0 writes)."""
+
+    def __init__(self, path: Path, keep_until_epoch: int | None) -> None:
+        self.path = path
+        if keep_until_epoch is not None and path.exists():  # a resume drops records of the interrupted epoch
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("epoch", 0) <= keep_until_epoch]
+            with atomic_open(path, "w", encoding="utf-8") as handle:
+                handle.write("".join(k + "\n" for k in kept))
+        elif keep_until_epoch is None and path.exists():
+            path.unlink()
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _fmt_duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(max(0, seconds))))
+
+
+# ---------------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, exp: NuScenesExp, options: TrainOptions) -> None:
+        self.exp = exp
+        self.options = options
+        kind = resolve_device(options.device).type  # fail on a bad --device before joining a process group
+        self.rank, self.world_size, self.local_rank = init_distributed(kind)
+        self.device = resolve_device(kind, self.local_rank)
+        self.is_main = self.rank == 0
+        self.batch_size = int(options.batch_size or exp.batch_size)
+        if self.batch_size % self.world_size:
+            raise UserError(f"batch size {self.batch_size} is not divisible by the {self.world_size} processes")
+        self.batch_per_rank = self.batch_size // self.world_size
+        self.fp16 = options.fp16 and self.device.type == "cuda"
+        self.run_dir = exp.run_dir
+        self.best_ap = 0.0
+        self.start_epoch = 0  # epochs completed before this process started (resume)
+        self.epochs_done = 0
+        self.epochs_without_improvement = 0
+        self.phase_index: int | None = None
+        self.stop_reason = ""
+
+    # -------------------------------------------------------------- setup
+    def _setup_logging(self) -> None:
+        logger.remove()
+        if self.is_main:
+            logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> | {message}")
+            logger.add(self.run_dir / TRAIN_LOG, level="INFO", format="{time:YYYY-MM-DD HH:mm:ss} | {message}")
+        else:
+            logger.add(sys.stderr, level="WARNING", format=f"rank {self.rank} | {{message}}")
+
+    def _shared_seed(self) -> int:
+        seed = self.exp.seed if self.exp.seed is not None else random.SystemRandom().randrange(2**31)
+        if is_distributed():
+            holder = [seed]
+            dist.broadcast_object_list(holder, src=0)
+            seed = holder[0]
+        return int(seed)
+
+    def _check_run_dir(self) -> None:
+        """A new run never silently replaces the checkpoints of an earlier one."""
+        existing = sorted(p.name for p in self.run_dir.glob("*.pth")) if self.run_dir.is_dir() else []
+        if existing and not (self.options.resume or self.options.overwrite):
+            raise UserError(f"run dir {self.run_dir} already holds checkpoints ({', '.join(existing[:4])}"
+                            f"{' ...' if len(existing) > 4 else ''}); pass --resume to continue that run, --overwrite "
+                            f"to start over, or set exp_name/output_dir for a new run")
+        if existing and self.options.overwrite and not self.options.resume and self.is_main:
+            # start over means no stale epoch_<N>.pth or TensorBoard events of the old run next to the new ones
+            for path in self.run_dir.glob("*.pth"):
+                path.unlink()
+            for name in (METRICS_FILE, PLAN_FILE, TRAIN_LOG):
+                (self.run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
+        barrier()
+
+    def setup(self) -> None:
+        exp = self.exp
+        self._check_run_dir()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._setup_logging()
+        if self.options.fp16 and not self.fp16:
+            logger.warning("--fp16 is a CUDA feature; training in fp32 on the CPU")
+        self.train_dataset = exp.get_train_dataset(cache_img=self.options.cache_img)
+        self.val_dataset = exp.get_val_dataset("val") if exp.eval_interval > 0 else None
+        self.iters_per_epoch = iters_per_epoch_for(len(self.train_dataset), self.batch_size, self.world_size)
+
+        self.seed = self._shared_seed()
+        seed_everything(self.seed)  # a seeded run starts from the same random init too
+        self.model = exp.get_model().to(self.device)
+        self.optimizer = build_optimizer(self.model, exp)
+        self.schedule = GroupLRSchedule(exp, self.batch_size, self.iters_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
+        resume_state = self._load_initial_weights()
+        if resume_state and "seed" in resume_state:
+            self.seed = int(resume_state["seed"])  # the resumed run continues the original data order
+        self.ema = None
+        if exp.ema:
+            from yolox.utils import ModelEMA
+
+            self.ema = ModelEMA(self.model, exp.ema_decay)
+        if resume_state:
+            self._restore(resume_state)
+        if self.is_main:
+            self.plan = build_plan(exp, self.iters_per_epoch, self.batch_size, self.world_size)
+            atomic_write_json(self.run_dir / PLAN_FILE, self.plan)
+            self.metrics = MetricsFile(self.run_dir / METRICS_FILE,
+                                       self.start_epoch if self.options.resume else None)
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        logger.info(f"exp {exp.exp_name}: {len(self.train_dataset)} train images, "
+                    f"{len(self.val_dataset) if self.val_dataset is not None else 0} val images, batch "
+                    f"{self.batch_size} ({self.world_size} x {self.batch_per_rank}) on {self.device}, "
+                    f"{self.iters_per_epoch} iters/epoch, seed {self.seed}, run dir {self.run_dir}")
+
+    def _load_initial_weights(self) -> dict[str, Any] | None:
+        if self.options.resume:
+            path = self.options.ckpt or str(self.run_dir / LATEST_CKPT)
+            if not Path(path).is_file():
+                raise UserError(f"--resume: no checkpoint at {path}; train without --resume first or pass -c CKPT")
+            state = read_checkpoint(path)
+            if "optimizer" not in state or "start_epoch" not in state:
+                raise UserError(f"--resume: {path} is a weights-only checkpoint, not a training state")
+            logger.info(f"resuming from {path} (epoch {state['start_epoch']} done)")
+            return state
+        if self.options.ckpt:
+            path = resolve_checkpoint(self.options.ckpt, self.run_dir)
+            state = read_checkpoint(path)
+            report = load_state_tolerant(self.model, state["model"])
+            if not report.loaded:
+                raise UserError(f"-c {path}: no tensor fits the model; is it a YOLOX checkpoint of the same size?")
+            logger.info(f"pretrained weights from {path}:")
+            for line in report.lines():
+                logger.info("  " + line)
+        return None
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        raw = state.get("train_model") or state["model"]
+        unwrap(self.model).load_state_dict(raw)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.ema.load_state_dict(state["model"])
+            self.ema.updates = int((state.get("ema") or {}).get("updates", 0))
+        self.start_epoch = self.epochs_done = int(state["start_epoch"])
+        self.best_ap = float(state.get("best_ap", 0.0))
+        self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
+        if "rng" in state:
+            set_rng_state(state["rng"])
+
+    # -------------------------------------------------------------- phases
+    def _enter_phase(self, epoch: int) -> None:
+        index = self.exp.phase_index(epoch)
+        if index == self.phase_index:
+            return
+        phase = self.exp.unfreeze_schedule[index]
+        model = unwrap(self.model)
+        apply_phase(model, phase, self.exp.bn_policy)
+        model.train()
+        if self.world_size > 1:  # DDP registers trainable parameters at construction: rebuild it per phase
+            self.model = DistributedDataParallel(
+                model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
+        title = (f"phase {index + 1}/{len(self.exp.unfreeze_schedule)} from epoch {epoch} "
+                 f"(bn_policy {self.exp.bn_policy}):")
+        logger.info(format_parameter_report(parameter_report(model, phase, self.exp.bn_policy), title))
+        self.phase_index = index
+
+    # -------------------------------------------------------------- loop
+    def train(self) -> dict[str, Any]:
+        self.setup()
+        self._t0 = time.time()
+        try:
+            if self.start_epoch >= self.exp.max_epoch:
+                logger.info(f"nothing to do: {self.start_epoch} of {self.exp.max_epoch} epochs already done")
+            for epoch in range(self.start_epoch + 1, self.exp.max_epoch + 1):
+                self._enter_phase(epoch)
+                self._before_epoch(epoch)
+                self._train_epoch(epoch)
+                if self._after_epoch(epoch):
+                    break
+        finally:
+            if self.is_main and hasattr(self, "tb"):
+                self.tb.close()
+        suffix = f"; {self.stop_reason}" if self.stop_reason else ""
+        logger.info(f"training done: best AP50:95 {self.best_ap:.4f}{suffix}")
+        return {"best_ap": self.best_ap, "run_dir": str(self.run_dir), "stop_reason": self.stop_reason,
+                "epochs_done": self.epochs_done}
+
+    def _before_epoch(self, epoch: int) -> None:
+        exp = self.exp
+        no_aug = exp.is_no_aug_epoch(epoch)
+        first_no_aug = no_aug and not exp.is_no_aug_epoch(epoch - 1)
+        if first_no_aug and epoch > 1 and self.is_main:
+            # the state after the last mosaic epoch, as YOLOX keeps it
+            src = self.run_dir / LATEST_CKPT
+            if src.is_file():
+                atomic_copy(src, self.run_dir / LAST_MOSAIC_CKPT)
+        unwrap(self.model).head.use_l1 = no_aug
+        mosaic = not no_aug
+        if first_no_aug:
+            logger.info(f"epoch {epoch}: no-aug epochs start: mosaic and mixup closed, L1 loss on")
+        self.train_loader = build_train_loader(exp, self.train_dataset, self.batch_per_rank, epoch, self.rank,
+                                               self.world_size, self.seed, mosaic, self.iters_per_epoch)
+        self.mosaic_on = mosaic
+
+    def _train_epoch(self, epoch: int) -> None:
+        exp, model = self.exp, self.model
+        model.train()
+        trainable = [p for p in unwrap(model).parameters() if p.requires_grad]
+        phase = exp.phase_for_epoch(epoch)
+        total_iters = exp.max_epoch * self.iters_per_epoch
+        iter_end = time.time()
+        for it, (images, targets, _, _) in enumerate(self.train_loader, start=1):
+            global_iter = (epoch - 1) * self.iters_per_epoch + it
+            lrs = self.schedule.for_groups(global_iter, epoch)
+            set_group_lrs(self.optimizer, lrs)
+            images = images.to(self.device, non_blocking=True).float()
+            targets = targets.to(self.device, non_blocking=True).float()
+            targets.requires_grad_(False)
+            images, targets = exp.preprocess(images, targets, multiscale_size(exp, self.seed, global_iter))
+            data_time = time.time() - iter_end
+            try:
+                with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.fp16):
+                    outputs = model(images, targets)
+            except RuntimeError:  # exploded weights make YOLOX's loss code fail before a loss exists
+                if self._predictions_finite(images):
+                    raise
+                self._diverged("the predictions are no longer finite", epoch, it, global_iter)
+            loss = outputs["total_loss"]
+            self._check_finite(loss, f"loss is {float(loss.detach()):.4g}", epoch, it, global_iter)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if exp.grad_clip_norm:
+                self.scaler.unscale_(self.optimizer)
+            if exp.grad_clip_norm or not self.fp16:  # with AMP the scaler already skips inf/NaN steps
+                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, exp.grad_clip_norm or float("inf"))
+            if not self.fp16:
+                self._check_finite(grad_norm, f"gradient norm is {float(grad_norm):.4g}", epoch, it, global_iter)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(model)
+            iter_time = time.time() - iter_end
+            iter_end = time.time()
+            if it % exp.print_interval == 0 or it == self.iters_per_epoch:
+                done = global_iter - self.start_epoch * self.iters_per_epoch
+                eta = (time.time() - self._t0) / max(1, done) * (total_iters - global_iter)
+                self._log_iteration(epoch, it, global_iter, outputs, phase, lrs, iter_time, data_time, eta)
+
+    @torch.no_grad()
+    def _predictions_finite(self, images: torch.Tensor) -> bool:
+        model = unwrap(self.model)
+        model.eval()
+        try:
+            return bool(torch.isfinite(model(images)).all())
+        finally:
+            model.train()
+
+    def _check_finite(self, value: torch.Tensor, what: str, epoch: int, it: int, global_iter: int) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(value.detach()).all() else 1.0], device=self.device)
+        if is_distributed():
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item() > 0:
+            self._diverged(what if not torch.isfinite(value.detach()).all() else "another rank diverged",
+                           epoch, it, global_iter)
+
+    def _diverged(self, what: str, epoch: int, it: int, global_iter: int) -> None:
+        latest = self.run_dir / LATEST_CKPT
+        keep = (f"the last good checkpoint {latest} (epoch {self.epochs_done}) is untouched"
+                if latest.exists() else "no checkpoint was written yet")
+        raise TrainingDiverged(f"{what} at epoch {epoch} iteration {it} (global iteration {global_iter}); training "
+                               f"stopped and {keep}; lower basic_lr_per_img or set grad_clip_norm")
+
+    def _reduced(self, outputs: dict[str, Any]) -> dict[str, float]:
+        keys = (*LOSS_KEYS, "num_fg")
+        values = torch.tensor([float(torch.as_tensor(outputs[k]).detach()) for k in keys], dtype=torch.float64)
+        if is_distributed():
+            dist.all_reduce(values)
+            values /= self.world_size
+        return dict(zip(keys, values.tolist()))
+
+    def _log_iteration(self, epoch, it, global_iter, outputs, phase, lrs, iter_time, data_time, eta) -> None:
+        losses = self._reduced(outputs)
+        if not self.is_main:
+            return
+        group_lrs = {g: lrs[g] for g in phase.trainable}
+        if len(set(group_lrs.values())) == 1 and len(group_lrs) > 1:
+            lr_text = f"{next(iter(group_lrs.values())):.3e} (all {len(group_lrs)} groups)"
+        else:
+            lr_text = " ".join(f"{g} {v:.3e}" for g, v in group_lrs.items())
+        loss_text = " ".join(f"{k.replace('_loss', '')} {losses[k]:.3f}" for k in LOSS_KEYS)
+        logger.info(f"epoch {epoch}/{self.exp.max_epoch} iter {it}/{self.iters_per_epoch} | lr {lr_text} | "
+                    f"{loss_text} | {iter_time:.2f} s/it (data {data_time:.2f}) | ETA {_fmt_duration(eta)}")
+        record = {"type": "iter", "epoch": epoch, "iter": it, "iters_per_epoch": self.iters_per_epoch,
+                  "global_iter": global_iter, **losses, "lr": group_lrs, "phase": self.phase_index,
+                  "mosaic": self.mosaic_on, "l1": bool(unwrap(self.model).head.use_l1), "iter_time": iter_time,
+                  "eta_s": eta, "time": time.time()}
+        self.metrics.write(record)
+        for k in (*LOSS_KEYS, "num_fg"):
+            self.tb.add_scalar(f"train/{k}", losses[k], global_iter)
+        for g, v in group_lrs.items():
+            self.tb.add_scalar(f"lr/{g}", v, global_iter)
+
+    # -------------------------------------------------------------- end of epoch
+    def _after_epoch(self, epoch: int) -> bool:
+        """Evaluate, checkpoint, log; True when early stopping ends the run."""
+        exp = self.exp
+        self.epochs_done = epoch
+        result = None
+        if self.val_dataset is not None and (epoch % exp.eval_interval == 0 or epoch == exp.max_epoch):
+            eval_model = self.ema.ema if self.ema is not None else self.model
+            unwrap(eval_model).head.use_l1 = bool(unwrap(self.model).head.use_l1)  # val loss matches the train loss
+            result = evaluate(eval_model, self.val_dataset, exp, self.device, batch_size=self.batch_per_rank,
+                              fp16=self.fp16)
+        improved = False
+        if result is not None:
+            improved = result["ap50_95"] > self.best_ap
+            if improved:
+                self.best_ap = result["ap50_95"]
+                self.epochs_without_improvement = 0
+            else:
+                self.epochs_without_improvement += 1
+        saved = None
+        if self.is_main:
+            # the first evaluated epoch is the best so far even at AP 0, so `best` always resolves after one
+            is_best = improved or (result is not None and not (self.run_dir / BEST_CKPT).exists())
+            saved = self._save(epoch, is_best)
+            self._log_epoch(epoch, result, saved)
+        barrier()
+        patience = exp.early_stop_patience
+        if patience and result is not None and self.epochs_without_improvement >= patience:
+            self.stop_reason = (f"early stop after epoch {epoch}: val AP50:95 did not improve for {patience} "
+                                f"epochs (best {self.best_ap:.4f})")
+            logger.info(self.stop_reason)
+            return True
+        return False
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        raw = unwrap(self.model)
+        state = {
+            "model": (self.ema.ema if self.ema is not None else raw).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "start_epoch": epoch,
+            "best_ap": self.best_ap,
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "phase": self.phase_index,
+            "rng": rng_state(),
+            "seed": self.seed,
+            "exp_name": self.exp.exp_name,
+            "num_classes": self.exp.num_classes,
+            "class_names": list(self.exp.class_names),
+            "iters_per_epoch": self.iters_per_epoch,
+        }
+        if self.ema is not None:
+            state["ema"] = {"updates": int(self.ema.updates)}
+            state["train_model"] = raw.state_dict()
+        return state
+
+    def _save(self, epoch: int, is_best: bool) -> str | None:
+        latest = self.run_dir / LATEST_CKPT
+        save_checkpoint(self._state(epoch), latest)
+        saved = None
+        if self.exp.keeps_epoch_ckpt(epoch):
+            saved = f"epoch_{epoch}.pth"
+            atomic_copy(latest, self.run_dir / saved)
+        if is_best:
+            atomic_copy(latest, self.run_dir / BEST_CKPT)
+        return saved
+
+    def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None) -> None:
+        phase = self.exp.phase_for_epoch(epoch)
+        last_iter = epoch * self.iters_per_epoch
+        lr_end = {g: v for g, v in self.schedule.for_groups(last_iter, epoch).items() if g in phase.lr_mult}
+        record = {"type": "epoch", "epoch": epoch, "val_loss": None, "ap50_95": None, "ap50": None,
+                  "best_ap": self.best_ap, "phase": self.phase_index, "trainable": phase.trainable,
+                  "lr_end": lr_end, "checkpoint": saved, "time": time.time()}
+        if result is not None:
+            record.update(val_loss=result["val_loss"], ap50_95=result["ap50_95"], ap50=result["ap50"],
+                          ap_per_class=result["ap_per_class"])
+            vl = result["val_loss"]
+            logger.info(f"epoch {epoch} val: AP50:95 {result['ap50_95']:.4f} AP50 {result['ap50']:.4f} "
+                        f"(best {self.best_ap:.4f}) | loss total {vl['total_loss']:.3f} iou {vl['iou_loss']:.3f} "
+                        f"l1 {vl['l1_loss']:.3f} conf {vl['conf_loss']:.3f} cls {vl['cls_loss']:.3f}")
+            self.tb.add_scalar("val/ap50_95", result["ap50_95"], epoch)
+            self.tb.add_scalar("val/ap50", result["ap50"], epoch)
+            for k, v in vl.items():
+                self.tb.add_scalar(f"val/{k}", v, epoch)
+        self.metrics.write(record)
+
+
+def train(exp: NuScenesExp, options: TrainOptions) -> dict[str, Any]:
+    """Train ``exp``; the entry point of tools/train.py and of the demo."""
+    trainer = Trainer(exp, options)
+    try:
+        return trainer.train()
+    finally:
+        if is_distributed():
+            dist.destroy_process_group()
+
+
