@@ -14,6 +14,7 @@ from pathlib import Path
 
 from yolox_finetune.analysis.oscillation import DEFAULT_JUMP_FRACTION
 from yolox_finetune.core.errors import UserError, cli_entry
+from yolox_finetune.core.formatting import format_number as _fmt
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,10 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     for line in result["comparison"]:
         print(line)
     print(f"report: {result['report_md']}\n        {result['report_html']}")
-
-
-def _fmt(value: float | None, spec: str = ".4g") -> str:
-    return "n/a" if value is None or value != value else format(value, spec)
 
 
 if __name__ == "__main__":

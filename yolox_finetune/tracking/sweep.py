@@ -157,14 +157,19 @@ def _curve_key(row: dict[str, Any], grid_keys: list[str]) -> str:
     return " ".join(str(p) for p in parts)
 
 
-def best_thresholds(rows: list[dict[str, Any]], metrics: tuple[str, ...] = PLOT_METRICS) -> list[dict[str, Any]]:
-    """For every curve (checkpoint, tracker, grid values) and metric: the best threshold and its value."""
+def sweep_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped into curves over the threshold: one per (checkpoint, tracker, grid values), named by those."""
     grid_keys = [k for k in rows[0] if k not in ("checkpoint", "tracker", "conf") and k not in METRIC_NAMES]
     curves: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         curves.setdefault(_curve_key(row, grid_keys), []).append(row)
+    return curves
+
+
+def best_thresholds(rows: list[dict[str, Any]], metrics: tuple[str, ...] = PLOT_METRICS) -> list[dict[str, Any]]:
+    """For every curve (checkpoint, tracker, grid values) and metric: the best threshold and its value."""
     best = []
-    for key, curve in curves.items():
+    for key, curve in sweep_curves(rows).items():
         entry: dict[str, Any] = {"curve": key}
         for metric in metrics:
             scored = [r for r in curve if r[metric] is not None]
@@ -207,10 +212,7 @@ def plot_sweep(rows: list[dict[str, Any]], out: Path, metrics: tuple[str, ...] =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid_keys = [k for k in rows[0] if k not in ("checkpoint", "tracker", "conf") and k not in METRIC_NAMES]
-    curves: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        curves.setdefault(_curve_key(row, grid_keys), []).append(row)
+    curves = sweep_curves(rows)
     paths = []
     for metric in metrics:
         fig, ax = plt.subplots(figsize=(7, 4.5))
