@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -132,3 +133,57 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "run_tool" in getattr(item, "fixturenames", ()) or "e2e" in Path(str(item.fspath)).parts:
             item.add_marker(slow)
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """``small_disk(megabytes)`` mounts a tmpfs of that size and returns its path (unmounted afterwards): a real
+    disk that fills up. Needs root (CI and the developers' machines run as root); elsewhere the test is skipped."""
+    mounts: list[Path] = []
+
+    def make(megabytes: float) -> Path:
+        point = tmp_path / f"disk{len(mounts)}"
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(megabytes * 1024)}k", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()})")
+        mounts.append(point)
+        return point
+
+    yield make
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def fill_disk(folder: Path, leave_bytes: int) -> None:
+    """Fill the disk holding ``folder`` until about ``leave_bytes`` are free."""
+    free = shutil.disk_usage(folder).free
+    with open(folder / "filler.bin", "wb") as handle:
+        handle.write(b"\0" * max(0, free - leave_bytes))
+
+
+@pytest.fixture()
+def fill():
+    """``fill(folder, leave_bytes)``: fill the disk holding ``folder`` until about ``leave_bytes`` are free."""
+    return fill_disk
+
+
+def tree_bytes(root: Path) -> dict[str, bytes | str]:
+    """Every file (bytes) and symlink (target) under ``root`` by relative path: what "untouched" means."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[rel] = path.read_bytes()
+        else:
+            found[rel] = "dir"
+    return found
+
+
+@pytest.fixture()
+def snapshot():
+    """``snapshot(folder)`` -> {relative path: bytes / link target / "dir"} for byte-for-byte comparisons."""
+    return tree_bytes

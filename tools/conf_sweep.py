@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: the name this tool marks its output folder with.
+TOOL = "conf_sweep"
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -35,13 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     # loaded only now, so that --help and bad options answer without importing torch, pandas and the detector
     from loguru import logger
 
+    from yolox_finetune.core.output_dir import write_marker
     from yolox_finetune.mot.runner import effective_config, load_sequences
     from yolox_finetune.tracking import flows, sweep
 
     confs = sweep.parse_conf_values(args.conf)
     grid = sweep.parse_grid(args.grid, list(configs))
     sources = flows.detection_sources(args)
-    out = flows.output_folder(args.out, sources, "sweep", "sweep.csv, sweep.md and the plots")
+    out = flows.output_folder(args.out, sources, "sweep", "sweep.csv, sweep.md and the plots", TOOL)
     loaded = {label: load_sequences(sources.gt_root, d, args.fps, args.gt_format)
               for label, d in sources.det_dirs.items()}
     have_images = all(s.images for seqs in loaded.values() for s in seqs)
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = sweep.run_sweep(loaded, runs, args.jobs, args.iou)
     ran_with = {name: effective_config(name, config, have_images)[0] for name, config in configs.items()}
     paths = sweep.write_sweep(sweep.sweep_rows(runs, counts), out, notes, ran_with)
+    write_marker(out, TOOL)
     print((out / "sweep.md").read_text())
     logger.info(f"wrote {', '.join(str(p) for p in paths)}")
 

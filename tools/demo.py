@@ -4,7 +4,8 @@
 
 Steps (each printed as the command a user can run alone): generate synthetic nuScenes, convert to COCO + MOT,
 pre-train a stand-in for COCO weights, fine-tune with progressive unfreezing, track and evaluate, sweep the
-confidence threshold, write the analysis report. Re-running replaces the previous demo output.
+confidence threshold, write the analysis report. Re-running replaces the previous demo output; an --out that holds
+anything the demo did not write (your own data) is refused before any step starts.
 """
 
 from __future__ import annotations

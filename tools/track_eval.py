@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: the name this tool marks its output folder with.
+TOOL = "track_eval"
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     # loaded only now, so that --help and bad options answer without importing torch, pandas and the detector
     from loguru import logger
 
+    from yolox_finetune.core.output_dir import write_marker
     from yolox_finetune.mot.runner import load_sequences
     from yolox_finetune.tracking import flows
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         sources = flows.detection_sources(args)
     labels = list(sources.det_dirs)
     out = flows.output_folder(args.out, sources, labels[0] if labels else "results", "the results and metrics.json",
-                              args.results)
+                              TOOL, args.results)
     det_dir = sources.det_dirs[labels[0]] if labels else None
     sequences = load_sequences(sources.gt_root, det_dir, args.fps, args.gt_format, with_images=not args.results)
     if args.results:
@@ -59,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                                      detections=str(det_dir), checkpoint=str(args.ckpt) if args.ckpt else None)
     document = flows.metrics_document(report, settings)
     written = flows.write_metrics(document, out, args.json)
+    write_marker(out, TOOL)
     print(flows.summary_table(document))
     logger.info(f"{len(sequences)} sequences; metrics written to {', '.join(map(str, written))}")
 

@@ -19,9 +19,13 @@ from typing import Any
 from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.formatting import format_number
+from yolox_finetune.core.output_dir import claim_output_dir, write_marker
 from yolox_finetune.core.run_files import LATEST_CKPT, METRICS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
+#: the name the demo marks its output folder with, and what it writes there (anything else is not its own).
+TOOL = "demo"
+DEMO_ENTRIES = ("nuscenes", "coco", "runs", "report", "demo_summary.json")
 
 
 @dataclass
@@ -135,7 +139,8 @@ class Pipeline:
 def run_demo(out: Path, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run every step; returns the headline numbers (also written to ``out/demo_summary.json``)."""
     settings = settings or DemoSettings()
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, TOOL)  # refuses a folder holding anything the demo did not write, before any step
+    write_marker(out, TOOL, DEMO_ENTRIES)
     pipeline = Pipeline(out, settings)
     start = time.time()
     for step in (pipeline.generate, pipeline.convert, pipeline.pretrain, pipeline.finetune, pipeline.track,

@@ -7,7 +7,6 @@ import csv
 import json
 import math
 import runpy
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from trackers.config import ByteTrackConfig
+from yolox_finetune.core.output_dir import MARKER
 from yolox_finetune.mot.evaluate import evaluate_sequence
 from yolox_finetune.mot.formats import read_results
 from yolox_finetune.mot.synthetic import make_scene, write_dataset
@@ -139,7 +140,7 @@ def test_the_written_tracker_config_reruns_the_run(dataset, tmp_path):
     # no --tracker: the trackers of the file run, with the file's options
     tool.main(["--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out", str(again),
                "--tracker-config", str(written)])
-    assert sorted(p.name for p in again.iterdir()) == ["bytetrack", "metrics.json"]
+    assert sorted(p.name for p in again.iterdir()) == [MARKER, "bytetrack", "metrics.json"]
     for path in sorted((first / "bytetrack").iterdir()):
         assert (again / "bytetrack" / path.name).read_text() == path.read_text(), path.name
     documents = [json.loads((folder / "metrics.json").read_text()) for folder in (first, again)]

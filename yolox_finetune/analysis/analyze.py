@@ -22,6 +22,10 @@ from yolox_finetune.analysis.report import write_report
 from yolox_finetune.analysis.runs import Run, as_number, best_sweep_rows, load_runs
 from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.output_dir import claim_output_dir, write_marker
+
+#: the name the analysis marks its report folder with.
+TOOL = "analyze_runs"
 
 
 def plan_from_exp_file(exp_file: str | Path, iters_per_epoch: int | None = None) -> tuple[dict, Any]:
@@ -51,7 +55,7 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
         raise UserError(f"trend window must be at least 1 logged point, got {window}")
     runs = load_runs(run_dirs)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out_dir, TOOL, run_dirs)
 
     overall = {r.name: oscillation_stats(r.global_iters, r.series("total_loss"), window, jump_fraction)
                for r in runs}
@@ -80,6 +84,7 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
         "tracking": tracking,
     }
     atomic_write_json(out_dir / "analysis.json", _json_safe(result))
+    write_marker(out_dir, TOOL)
     result["analysis_json"] = str(out_dir / "analysis.json")
     return result
 

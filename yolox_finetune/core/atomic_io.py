@@ -1,7 +1,13 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file, and nothing old is lost early."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written file, and nothing old is lost early.
+
+A write that fails because the disk is full (or the quota is used up) becomes one :class:`DiskFullError` line that
+names the file, the free space and, where known, the space needed; the previous file is left intact.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -11,28 +17,106 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from yolox_finetune.core.errors import UserError
+
+#: errors that mean "no room left" rather than a bug.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFullError(UserError):
+    """A write ran out of disk space (or quota); the message says where, how much is free and what was needed."""
+
+
+def current_umask() -> int:
+    """The process's umask now (read without changing it where /proc allows, so threads never see it move)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(mode: int) -> int:
+    """``mode`` as the user's umask lets a plain ``open``/``mkdir`` create it."""
+    return mode & ~current_umask()
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(num_bytes) < 1024 or unit == "TiB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} TiB"
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free space for an unprivileged writer on the file system holding ``path`` (or its nearest parent)."""
+    path = Path(path).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def free_space_text(path: str | os.PathLike) -> str:
+    """Free space on the disk holding ``path``, readable (e.g. ``1.2 GiB``)."""
+    return _size(free_bytes(path))
+
+
+def is_no_space(exc: OSError) -> bool:
+    """True when ``exc`` says the disk (or the user's quota, or the file size limit) is full."""
+    return exc.errno in _NO_SPACE
+
+
+def disk_full_error(path: str | os.PathLike, need_bytes: int | None = None, kept: bool = True) -> DiskFullError:
+    """The one-line error for a full disk at ``path``."""
+    path = Path(path)
+    need = f", about {_size(need_bytes)} needed" if need_bytes else ""
+    previous = f"; the previous {path.name} is intact" if kept and path.exists() else ""
+    return DiskFullError(f"no space left to write {path} ({free_space_text(path.parent)} free on that disk"
+                         f"{need}){previous}; free some space or write to another disk")
+
+
+def check_free_space(folder: str | os.PathLike, need_bytes: int, what: str) -> None:
+    """Fail before a long job starts when ``folder``'s disk cannot hold the ``need_bytes`` it will write."""
+    free = free_bytes(folder)
+    if free < need_bytes:
+        raise DiskFullError(f"{what} needs about {_size(need_bytes)} in {folder} but that disk has {_size(free)} "
+                            f"free; free some space or choose another output folder")
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temp file beside ``path``; on success fsync and rename it over ``path``, on error delete it."""
+def atomic_open(path: str | os.PathLike, mode: str = "w", need_bytes: int | None = None,
+                **kwargs: Any) -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success fsync and rename it over ``path``, on error delete it.
+    A full disk raises :class:`DiskFullError` (``need_bytes``, when known, is checked before writing)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the result the usual permissions
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if need_bytes is not None and free_bytes(path.parent) < need_bytes:
+            raise disk_full_error(path, need_bytes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if is_no_space(exc):
+            raise disk_full_error(path, need_bytes) from None
+        raise
+    os.chmod(tmp, umask_mode(0o666))  # mkstemp makes 0600 files; give the result the usual permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and is_no_space(exc):
+            raise disk_full_error(path, need_bytes) from None
         raise
 
 
@@ -49,11 +133,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy a (large) file so that ``dst`` is either the old file or the whole new one."""
-    with atomic_open(dst, "wb") as out, open(src, "rb") as inp:
+    with atomic_open(dst, "wb", need_bytes=os.path.getsize(src)) as out, open(src, "rb") as inp:
         shutil.copyfileobj(inp, out, length=16 << 20)
 
 
 def atomic_save(path: str | os.PathLike, writer: Callable[[IO], None]) -> None:
-    """Binary atomic write through a callback, e.g. ``atomic_save(p, lambda f: torch.save(obj, f))``."""
-    with atomic_open(path, "wb") as handle:
-        writer(handle)
+    """Binary atomic write through a callback, e.g. ``atomic_save(p, lambda f: torch.save(obj, f))``.
+
+    The bytes are produced in memory first: serializers such as ``torch.save`` report a full disk as an opaque
+    RuntimeError mid-stream, while writing known bytes gives a clean check of the space needed up front.
+    """
+    buffer = io.BytesIO()
+    writer(buffer)
+    data = buffer.getbuffer()
+    with atomic_open(path, "wb", need_bytes=len(data)) as handle:
+        handle.write(data)

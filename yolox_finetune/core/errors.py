@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -16,6 +17,8 @@ EXIT_USER_ERROR = 2
 class UserError(Exception):
     """Bad input from the user: the message is the whole story and is printed as one line."""
 
+    user_facing = True
+
 
 def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
     """Decorate a tool's ``main``: a UserError becomes ``error: <message>`` on stderr and exit status 2.
@@ -23,7 +26,8 @@ def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
     Standalone packages that must not import this project (``trackers``) take part by a contract instead of an
     import: an exception whose class sets ``user_facing = True`` (``trackers.errors.TrackerError``) is bad user
     input with a one-line message, and is reported exactly like a UserError. Any other exception keeps its
-    traceback: it is a bug to fix, not input to correct.
+    traceback: it is a bug to fix, not input to correct. A full disk met by a write that has no handling of its
+    own (an ``OSError`` with ENOSPC/EDQUOT) is one line too, naming the file.
     """
 
     @wraps(main)
@@ -36,8 +40,14 @@ def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"error: no space left on the disk{where}; free some space or write elsewhere", file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR) from None
         except Exception as exc:
-            if not isinstance(exc, UserError) and getattr(type(exc), "user_facing", False) is not True:
+            if getattr(type(exc), "user_facing", False) is not True:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USER_ERROR) from None

@@ -1,19 +1,35 @@
-"""Build an output folder beside its final place and swap it in at the end.
+"""Output folders the toolkit owns: marked when written, replaced only when they are its own, swapped in whole.
 
-A failed or interrupted conversion leaves the previous output untouched; ``--overwrite`` only replaces it once the
-new one is complete. The source dataset is never written to.
+Every tool that writes a folder leaves a marker file in it (:data:`MARKER`: tool, version, time, command line and
+the top-level entries it wrote). A folder may be written to, or replaced with ``--overwrite``, only when it is
+missing, empty, or carries the same tool's marker and nothing the marker does not list: a user's dataset, thesis
+or notes in the way is one clear error and stays untouched. Folders built from scratch (the converter, the
+synthetic generator) are staged beside their final place and swapped in once complete, so a failed or
+interrupted run leaves the previous output as it was; final folders get the mode a plain ``mkdir`` would give.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from yolox_finetune import __version__
+from yolox_finetune.core.atomic_io import DiskFullError, atomic_write_json, free_space_text, is_no_space, umask_mode
 from yolox_finetune.core.errors import UserError
+
+#: the marker file every tool writes into the folder it owns.
+MARKER = ".yolox_finetune.json"
+#: how many foreign entries an error names.
+_SHOWN = 3
 
 
 def _is_within(path: Path, parent: Path) -> bool:
@@ -24,10 +40,57 @@ def _is_within(path: Path, parent: Path) -> bool:
         return False
 
 
-def check_output_dir(out: str | Path, overwrite: bool, protected: list[Path] = ()) -> Path:
-    """Resolve ``out`` and refuse it when it exists (non-empty) without ``overwrite`` or would clobber a protected path.
+def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's marker, or None when it has none (or an unreadable one: then it is not ours)."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
 
-    ``protected`` lists source folders: ``out`` may not be one of them, contain one, or lie inside one.
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+
+
+def foreign_entries(folder: str | os.PathLike, tool: str) -> list[str]:
+    """Top-level entries of ``folder`` that ``tool`` did not write (all of them without the tool's marker)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    entries = _entries(folder)
+    marker = read_marker(folder)
+    if marker is None or marker.get("tool") != tool:
+        return entries
+    own = set(marker.get("entries") or ())
+    return [name for name in entries if name not in own]
+
+
+def write_marker(folder: str | os.PathLike, tool: str, entries: Sequence[str] | None = None) -> Path:
+    """Mark ``folder`` as written by ``tool``; ``entries`` defaults to everything in it now."""
+    folder = Path(folder)
+    listed = sorted(entries) if entries is not None else _entries(folder)
+    marker = {"tool": tool, "version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+              "entries": listed}
+    atomic_write_json(folder / MARKER, marker)
+    return folder / MARKER
+
+
+def _refuse_foreign(out: Path, tool: str, foreign: list[str], flag: str) -> None:
+    shown = ", ".join(foreign[:_SHOWN]) + (f" and {len(foreign) - _SHOWN} more" if len(foreign) > _SHOWN else "")
+    owner = read_marker(out)
+    whose = f"written by {owner['tool']}" if owner and owner.get("tool") and owner["tool"] != tool else \
+        f"not written by {tool}"
+    raise UserError(f"{flag} refused: {out} holds files {whose} ({shown}); nothing was touched; choose another "
+                    f"--out (an empty or new folder)")
+
+
+def check_output_dir(out: str | os.PathLike, tool: str, overwrite: bool, protected: Sequence[Path] = ()) -> Path:
+    """Resolve ``out`` for a tool that replaces the whole folder; refuse what it must not replace.
+
+    ``protected`` lists source folders: ``out`` may not be one of them, contain one, or lie inside one. An existing
+    non-empty ``out`` needs ``overwrite`` and must be the same tool's own folder with nothing else in it.
     """
     out = Path(out).expanduser().resolve()
     for source in protected:
@@ -36,20 +99,50 @@ def check_output_dir(out: str | Path, overwrite: bool, protected: list[Path] = (
             raise UserError(f"output folder {out} overlaps the source {source}; pass an --out outside the dataset")
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} is a file; pass --out with a folder path")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"output folder {out} already exists; pass --overwrite to replace it or choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = foreign_entries(out, tool)
+        if not overwrite:
+            own = "" if foreign else f" (written by {tool} earlier)"
+            raise UserError(f"output folder {out} already exists{own}; pass --overwrite to replace it or choose "
+                            f"another --out")
+        if foreign:
+            _refuse_foreign(out, tool, foreign, "--overwrite")
+    return out
+
+
+def claim_output_dir(out: str | os.PathLike, tool: str, inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+    """Resolve ``out`` for a tool that writes its files into the folder in place (reports, results, sweeps):
+    create it, or reuse it when it is this tool's own; refuse an input folder or one holding anything else.
+    Call :func:`write_marker` once the files are written."""
+    out = Path(out).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == out:
+            raise UserError(f"--out {out} is also an input folder; choose a separate output folder")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} is a file; pass --out with a folder path")
+    foreign = foreign_entries(out, tool)
+    if foreign:
+        _refuse_foreign(out, tool, foreign, "writing")
+    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 @contextmanager
-def staged_output_dir(out: Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside ``out``; on success it replaces ``out``, on error it is deleted."""
+def staged_output_dir(out: Path, tool: str) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``out``; on success it is marked as ``tool``'s and replaces ``out``
+    (the old folder is removed only after the swap); on error it is deleted and ``out`` stays as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield staging
-    except BaseException:
+        write_marker(staging, tool)
+        os.chmod(staging, umask_mode(0o777))  # mkdtemp makes 0700 folders; give the result the usual mode
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and is_no_space(exc):
+            kept = f"; the previous {out} is intact" if out.exists() else ""
+            raise DiskFullError(f"no space left while writing {out} ({free_space_text(out.parent)} free on that "
+                                f"disk){kept}; free some space or choose another --out") from None
         raise
     retired = None
     if out.exists():

@@ -17,7 +17,7 @@ from loguru import logger
 from tabulate import tabulate
 from tqdm import tqdm
 
-from yolox_finetune.core.atomic_io import atomic_write_json
+from yolox_finetune.core.atomic_io import atomic_write_json, check_free_space
 from yolox_finetune.core.classes import CLASS_NAMES, class_name
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import check_output_dir, staged_output_dir
@@ -200,6 +200,20 @@ def summary_table(summary: dict) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple")
 
 
+#: the name this writer marks its output folder with.
+TOOL = "convert_nuscenes"
+#: bytes written per image and per box (COCO records, MOT rows, image links), measured on the synthetic set
+#: and rounded up: enough to refuse a disk that cannot hold the result before the work starts.
+_BYTES_PER_IMAGE, _BYTES_PER_BOX, _MOT_BYTES_PER_BOX = 1024, 320, 96
+
+
+def estimated_output_bytes(frames_of_split: dict[str, list[dict]], mot: bool) -> int:
+    """A generous estimate of what a conversion writes (the images are linked, not copied)."""
+    images = sum(len(frames) for frames in frames_of_split.values())
+    boxes = sum(len(f["boxes"]) for frames in frames_of_split.values() for f in frames)
+    return images * _BYTES_PER_IMAGE + boxes * (_BYTES_PER_BOX + (_MOT_BYTES_PER_BOX if mot else 0))
+
+
 def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, cameras: list[str] | str | None = "all",
                      min_visibility: int = 0, val_ratio: float = 0.2, seed: int = 42,
                      class_map: str | Path | None = None, mot: bool = False, workers: int = 1,
@@ -216,7 +230,7 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         raise UserError(f"--workers {workers} must be at least 1")
     dataroot = Path(dataroot).expanduser().resolve()
     tables = load_tables(dataroot, version)
-    out = check_output_dir(out, overwrite, protected=[dataroot])
+    out = check_output_dir(out, TOOL, overwrite, protected=[dataroot])
     chosen_cameras = _resolve_cameras(tables, cameras)
     mapping = load_class_map(class_map)
     known = {c["name"] for c in tables.tables["category"]}
@@ -239,7 +253,8 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         "splits": {}, "skipped_degenerate": sum(degenerate_of_split.values()),
         "scene_splits": dict(sorted(split_of.items())), "mot_sequences": 0,
     }
-    with staged_output_dir(out) as staging:
+    check_free_space(out.parent, estimated_output_bytes(frames_of_split, mot), "the conversion")
+    with staged_output_dir(out, TOOL) as staging:
         all_frames = [f for frames in frames_of_split.values() for f in frames]
         if all_frames:
             _link_sources(staging, dataroot, all_frames)

@@ -22,6 +22,7 @@ from tabulate import tabulate
 from trackers.config import TrackerConfig, save_config
 from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.output_dir import claim_output_dir
 from yolox_finetune.mot.clear import METRIC_NAMES
 from yolox_finetune.mot.evaluate import TrackerCounts, evaluate_sequence
 from yolox_finetune.mot.formats import read_results, write_results
@@ -36,13 +37,6 @@ TRACKER_CONFIG_FILE = "tracker_config.yaml"
 #: metrics shown in the stdout summary.
 SUMMARY_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", "DetA", "AssA", "MOTP", "IDSW", "FP", "FN", "MT", "ML",
                                     "Recall", "Precision")
-
-
-def check_out_dir(out: Path, *inputs: str | os.PathLike | None) -> None:
-    """Refuse an output folder that is one of the inputs (results would be written over the user's files)."""
-    for given in inputs:
-        if given is not None and Path(given).resolve() == out.resolve():
-            raise UserError(f"--out {out} is also an input folder; choose a separate output folder")
 
 
 def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerConfig], conf: float,
@@ -162,18 +156,18 @@ def detection_sources(args: argparse.Namespace) -> DetectionSources:
     return DetectionSources(gt_root, det_dirs)
 
 
-def output_folder(out: str | None, sources: DetectionSources, default_name: str, what: str,
+def output_folder(out: str | None, sources: DetectionSources, default_name: str, what: str, tool: str,
                   *other_inputs: str | os.PathLike | None) -> Path:
-    """``--out``, else ``<run_dir>/tracking/<default_name>`` in --ckpt mode; refused when it is an input folder.
-    ``what`` says what goes there, for the message when --out is missing."""
+    """``--out``, else ``<run_dir>/tracking/<default_name>`` in --ckpt mode, claimed for ``tool``: refused when it
+    is an input folder or holds anything ``tool`` did not write. ``what`` says what goes there, for the message
+    when --out is missing. Mark it with ``write_marker(folder, tool)`` once written."""
     if out:
         folder = Path(out)
     elif sources.run_dir is not None:
         folder = sources.run_dir / "tracking" / default_name
     else:
         raise UserError(f"pass --out DIR for {what}")
-    check_out_dir(folder, sources.gt_root, *sources.det_dirs.values(), *other_inputs)
-    return folder
+    return claim_output_dir(folder, tool, [sources.gt_root, *sources.det_dirs.values(), *other_inputs])
 
 
 def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, split: str, device: str = "auto",

@@ -25,7 +25,7 @@ from loguru import logger
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from yolox_finetune.core.atomic_io import atomic_copy, atomic_open, atomic_write_json
+from yolox_finetune.core.atomic_io import atomic_copy, atomic_open, atomic_write_json, disk_full_error, is_no_space
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS
 from yolox_finetune.core.run_files import (
@@ -155,8 +155,13 @@ class MetricsFile:
             path.unlink()
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            if is_no_space(exc):
+                raise disk_full_error(self.path, kept=False) from None
+            raise
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -282,6 +282,10 @@ class _DatasetWriter:
             atomic_write_json(self.root / SYNTHETIC_VERSION / f"{name}.json", records, indent=None)
 
 
+#: the name this writer marks its output folder with.
+TOOL = "make_synthetic_nuscenes"
+
+
 def make_synthetic_nuscenes(out: str | Path, scenes: int = 6, samples: int = 16, seed: int = 0,
                             image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, sweeps: int = 2,
                             render_images: bool = True, overwrite: bool = False, progress: bool = True) -> dict:
@@ -297,8 +301,8 @@ def make_synthetic_nuscenes(out: str | Path, scenes: int = 6, samples: int = 16,
     width, height = (int(v) for v in image_size)
     if width < 64 or height < 36:
         raise UserError(f"image size {width}x{height} is too small; use at least 64x36 (default 800x450)")
-    target = check_output_dir(out, overwrite)
-    with staged_output_dir(target) as staging:
+    target = check_output_dir(out, TOOL, overwrite)
+    with staged_output_dir(target, TOOL) as staging:
         writer = _DatasetWriter(staging, seed, (width, height), sweeps, render_images)
         for index in tqdm(range(scenes), desc="synthetic scenes", unit="scene", disable=not progress):
             writer.add_scene(index, samples, np.random.default_rng([seed, index]))
