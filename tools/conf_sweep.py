@@ -4,7 +4,8 @@
                                [--conf 0.1:0.9:0.1] [--grid match_thresh=0.7,0.8,0.85]
     python tools/conf_sweep.py --dets DETDIR [DETDIR2 ...] --gt GTDIR --out OUT [--tracker-config my_tracker.yaml]
 
-The detector runs once per checkpoint (cached); thresholds only filter the cached detections. The trackers' options
+The detector runs once per checkpoint (cached; stock YOLOX in fp32 with per-class NMS unless --fp16 /
+--nms-class-agnostic, recorded in sweep.md); thresholds only filter the cached detections. The trackers' options
 (before the --grid axes) are written to OUT/tracker_config.yaml; --tracker-config with the same --grid reruns them.
 """
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from yolox_finetune.core.output_dir import write_marker
     from yolox_finetune.mot.runner import effective_config, load_sequences
     from yolox_finetune.tracking import flows, sweep
+    from yolox_finetune.tracking.detector import describe_detector, detector_settings
 
     confs = sweep.parse_conf_values(args.conf)
     grid = sweep.parse_grid(args.grid, list(configs))
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         notes += [n for n in more_notes if n not in notes]
     for note in notes:
         logger.warning(note)
+    for label, det_dir in sources.det_dirs.items():  # how each checkpoint's detections were made, for sweep.md
+        detector = detector_settings(det_dir)
+        if detector:
+            notes.append(f"{label}: {describe_detector(detector)}")
     logger.info(f"{len(runs)} runs x {len(next(iter(loaded.values())))} sequences")
     counts = sweep.run_sweep(loaded, runs, args.jobs, args.iou)
     ran_with = {name: effective_config(name, config, have_images)[0] for name, config in configs.items()}

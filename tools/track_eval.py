@@ -5,6 +5,8 @@
     python tools/track_eval.py --results RESDIR --gt GTDIR --out OUT
 
 Each tracker's options are written to OUT/<tracker>/tracker_config.yaml; --tracker-config reruns them.
+With --ckpt the detector is stock YOLOX (fp32, per-class NMS) unless --fp16 / --nms-class-agnostic; boxes are
+clipped to the image and those without area dropped. metrics.json's settings.detector records how it ran.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = {"results": str(args.results), "iou_threshold": args.iou}
     else:
         report = flows.track_and_evaluate(sequences, configs, args.conf, out, args.iou)
-        settings = flows.settings_of(configs, args.conf, args.iou, all(s.images for s in sequences),
-                                     detections=str(det_dir), checkpoint=str(args.ckpt) if args.ckpt else None)
+        settings = flows.settings_of(configs, args.conf, args.iou, all(s.images for s in sequences), det_dir,
+                                     checkpoint=str(args.ckpt) if args.ckpt else None)
     document = flows.metrics_document(report, settings)
     written = flows.write_metrics(document, out, args.json)
     write_marker(out, TOOL)

@@ -23,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--ckpt", default=None, help="pretrained weights (new run) or the state to resume")
     parser.add_argument("--resume", action="store_true", help="continue from latest_ckpt.pth in the run dir")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run dir that has checkpoints")
-    parser.add_argument("--fp16", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="mixed-precision training (CUDA only); validation stays fp32 unless --val-fp16")
+    parser.add_argument("--val-fp16", action="store_true",
+                        help="COCO validation under fp16 autocast (CUDA only; default fp32 as stock YOLOX's "
+                             "COCOEvaluator; recorded as val_precision in metrics.jsonl)")
     parser.add_argument("--cache", action="store_true", help="cache resized training images in RAM/disk (YOLOX)")
     parser.add_argument("--plan", action="store_true", help="print the training plan and exit")
     parser.add_argument("--json", action="store_true", help="with --plan: one JSON object on stdout")
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from yolox_finetune.training.trainer import TrainOptions, train
 
     options = TrainOptions(batch_size=args.batch_size, device=args.device, ckpt=args.ckpt, resume=args.resume,
-                           fp16=args.fp16, cache_img=args.cache, overwrite=args.overwrite)
+                           fp16=args.fp16, val_fp16=args.val_fp16, cache_img=args.cache, overwrite=args.overwrite)
     train(exp, options)
     return 0
 

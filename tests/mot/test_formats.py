@@ -8,6 +8,7 @@ import pytest
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.mot.formats import (
     UNKNOWN_CLASS,
+    MotRows,
     SeqInfo,
     detect_gt_format,
     frame_images,
@@ -44,13 +45,26 @@ def test_round_trip_of_gt_detections_and_results(tmp_path):
     gt, dets = read_gt(tmp_path / "gt.txt"), read_detections(tmp_path / "det.txt")
     np.testing.assert_allclose(gt.box, scene.gt.box, atol=0.006)
     assert gt.track_id.tolist() == scene.gt.track_id.tolist() and gt.class_id.tolist() == scene.gt.class_id.tolist()
-    np.testing.assert_allclose(dets.score, scene.detections.score, atol=6e-6)
+    np.testing.assert_array_equal(dets.score, scene.detections.score)  # scores round-trip exactly
+    np.testing.assert_allclose(dets.box, scene.detections.box, atol=5e-4)  # a thousandth of a pixel
     assert (dets.track_id == -1).all() and dets.class_id.tolist() == scene.detections.class_id.tolist()
     write_results(tmp_path / "res.txt", scene.gt)
     res = read_results(tmp_path / "res.txt")
     assert len(res) == len(gt) and set(res.class_id.tolist()) == set(gt.class_id.tolist())
     first = (tmp_path / "res.txt").read_text().splitlines()[0].split(",")
     assert len(first) == 10 and first[-2:] == ["-1", "-1"]
+
+
+def test_a_score_just_below_a_threshold_stays_below_it(tmp_path):
+    below = np.nextafter(0.1, 0.0)
+    scores = np.array([below, 0.1, np.float32(0.3), 1e-7, 0.123456789012345])
+    n = len(scores)
+    rows = MotRows(np.ones(n, np.int64), np.full(n, -1, np.int64), np.tile([1.23456, 2.0, 3.0006, 4.1], (n, 1)),
+                   scores, np.ones(n, np.int64), np.ones(n), fmt="det")
+    write_detections(tmp_path / "det.txt", rows)
+    back = read_detections(tmp_path / "det.txt")
+    assert back.score.tolist() == scores.tolist() and (back.score >= 0.1).tolist() == [False, True, True, False, True]
+    assert (tmp_path / "det.txt").read_text().splitlines()[0].split(",")[2:6] == ["1.235", "2", "3.001", "4.1"]
 
 
 def test_motchallenge_detections_without_class_are_unknown(tmp_path):
@@ -98,6 +112,14 @@ def test_seqinfo_and_layout(tmp_path):
     for f in (2, 1):
         (seq / "img1" / f"{f:06d}.jpg").write_bytes(b"")
     assert list(frame_images(seq)) == [1, 2]
+    (seq / "img1" / "1.png").write_bytes(b"")
+    with pytest.raises(UserError, match="both frame 1"):
+        frame_images(seq)
+    (seq / "img1" / "1.png").unlink()
+    (seq / "img1" / "000000.jpg").write_bytes(b"")
+    with pytest.raises(UserError, match="numbered from 1"):
+        frame_images(seq)
+    (seq / "img1" / "000000.jpg").unlink()
     write_gt(seq / "gt" / "gt.txt", read_gt_rows())
     assert list_sequences(tmp_path) == [seq.name]
     (seq / "seqinfo.ini").write_text("[Sequence]\nframeRate=fast\n")

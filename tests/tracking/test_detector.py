@@ -1,8 +1,11 @@
-"""The detector cache with a real (tiny, untrained) YOLOX: run once per checkpoint, reused across thresholds."""
+"""The detector cache with a real (tiny, untrained) YOLOX: run once per checkpoint, reused across thresholds, run
+again when anything the detections depend on changed (frames, model fields, precision, NMS)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,6 +79,7 @@ def test_detections_are_in_frame_pixels_and_independent_of_batching(workspace):
     assert one.box[:, :2].min() >= 0 and right.max() <= 160 + 1e-6 and bottom.max() <= 90 + 1e-6
     assert right.max() > 128 * 0.9  # scaled back from the 128 px network input to the 160 px frame
     assert (one.score >= 1e-5).all() and (one.score <= 1).all()
+    assert (one.box[:, 2:] > 0).all()  # no zero-area rows: boxes wholly in the letterbox padding are dropped
 
 
 @pytest.fixture()
@@ -101,6 +105,8 @@ def test_cache_is_built_once_and_reused_across_thresholds(workspace, tmp_path, f
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["checkpoint_sha256"] == detect.file_sha256(ckpt)
     assert manifest["test_size"] == [128, 128] and manifest["min_conf"] == 1e-5
+    assert (manifest["precision"], manifest["nms"]) == ("fp32", "class-aware")
+    assert manifest["model"] == {"depth": 0.33, "width": 0.125, "act": "silu", "num_classes": 7}
     assert set(manifest["sequences"]) == {"scene-0_CAM_FRONT", "scene-1_CAM_FRONT"}
     mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert detect.cached_detections(exp, ckpt, data, tmp_path / "cache", device="cpu") == folder
@@ -134,6 +140,14 @@ def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_p
     # BoT-SORT had frames, so it ran with its camera-motion compensation on
     settings = json.loads((root / "o0.5" / "metrics.json").read_text())["settings"]
     assert settings["trackers"]["botsort"]["cmc"] == "sparseOptFlow"
+    # how the detector ran is part of the record: stock fp32 and class-aware NMS unless asked otherwise
+    assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-aware")
+    assert "detector fp32, class-aware NMS" in (exp.run_dir / "tracking" / "sweep" / "sweep.md").read_text()
+    track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--tracker", "bytetrack", "--conf", "0.0001",
+                     "--nms-class-agnostic", "--fp16", "--out", str(root / "agnostic")])
+    settings = json.loads((root / "agnostic" / "metrics.json").read_text())["settings"]
+    assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-agnostic")  # CPU
+    assert len(forward_passes) > calls and Path(settings["detections"]) != cache
 
 
 def test_unknown_checkpoint_name_lists_the_existing_ones(workspace):
@@ -142,4 +156,81 @@ def test_unknown_checkpoint_name_lists_the_existing_ones(workspace):
         checkpoint_detections(str(exp_file), "epoch_99", None, "val", "cpu")
     with pytest.raises(SystemExit) as info:
         track_eval.main(["--ckpt", "best", "-f", str(exp_file)])
+    assert info.value.code == 2
+
+
+def copy_sequences(workspace, tmp_path) -> Path:
+    """A private copy of the two sequences, for tests that change frames."""
+    root = workspace[0]
+    return Path(shutil.copytree(root / "data" / "mot" / "val", tmp_path / "val"))
+
+
+def frame_of(size: tuple[int, int], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+
+
+def test_new_or_changed_frames_are_detected_again(workspace, tmp_path, forward_passes):
+    _, _, exp = workspace
+    ckpt, data, cache = exp.run_dir / "epoch_1.pth", copy_sequences(workspace, tmp_path), tmp_path / "cache"
+    folder = detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3]
+    other = folder / "scene-1_CAM_FRONT.txt"
+    other_mtime = other.stat().st_mtime_ns
+    # a frame added to one sequence: that sequence only is detected again, and the new frame has detections
+    cv2.imwrite(str(data / "scene-0_CAM_FRONT" / "img1" / "000004.jpg"), frame_of((90, 160), 4))
+    assert detect.cached_detections(exp, ckpt, data, cache, device="cpu") == folder
+    assert forward_passes == [3, 3, 4]
+    assert 4 in set(read_detections(folder / "scene-0_CAM_FRONT.txt").frame.tolist())
+    assert other.stat().st_mtime_ns == other_mtime
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["sequences"]["scene-0_CAM_FRONT"]["frames"] == 4
+    # an image replaced under the same name (new content, new modification time)
+    image = data / "scene-1_CAM_FRONT" / "img1" / "000002.jpg"
+    cv2.imwrite(str(image), frame_of((90, 160), 5))
+    os.utime(image, ns=(image.stat().st_atime_ns, other_mtime + 10**9))
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3, 4, 3]
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3, 4, 3]  # nothing changed since: nothing detected
+
+
+def test_model_fields_precision_and_nms_key_the_cache(workspace, tmp_path, monkeypatch, forward_passes):
+    root, _, exp = workspace
+    ckpt, data = exp.run_dir / "epoch_1.pth", root / "data" / "mot" / "val"
+
+    def folder(**settings) -> Path:
+        return detect.cache_dir_for(tmp_path, detect.cache_identity(exp, ckpt, data, 0.01, **settings))
+
+    base = folder()
+    assert folder(precision="fp16") != base and folder(class_agnostic=True) != base
+    for field, value in (("act", "relu"), ("depth", 0.67), ("width", 0.25), ("num_classes", 3),
+                         ("test_size", (160, 160)), ("nmsthre", 0.6)):
+        with monkeypatch.context() as patch:
+            patch.setattr(exp, field, value)
+            assert folder() != base, field
+    # act has no weights of its own: the same checkpoint loads, and a new cache holds the new model's detections
+    silu = detect.cached_detections(exp, ckpt, data, tmp_path / "cache", device="cpu")
+    monkeypatch.setattr(exp, "act", "relu")
+    relu = detect.cached_detections(exp, ckpt, data, tmp_path / "cache", device="cpu")
+    assert relu != silu and len(forward_passes) == 4
+    a, b = (read_detections(f / "scene-0_CAM_FRONT.txt") for f in (silu, relu))
+    assert len(a) != len(b) or not np.array_equal(a.score, b.score)
+    # --fp16 on a CPU runs fp32, so it is the fp32 cache
+    monkeypatch.setattr(exp, "act", "silu")
+    assert detect.cached_detections(exp, ckpt, data, tmp_path / "cache", device="cpu", fp16=True) == silu
+    assert len(forward_passes) == 4
+
+
+def test_frames_numbered_from_zero_are_refused(workspace, tmp_path):
+    _, exp_file, exp = workspace
+    data = copy_sequences(workspace, tmp_path / "mot")
+    img1 = data / "scene-0_CAM_FRONT" / "img1"
+    for f in (1, 2, 3):
+        (img1 / f"{f:06d}.jpg").rename(img1 / f"{f - 1:06d}.jpg")
+    with pytest.raises(UserError, match="numbered from 1") as info:
+        detect.cached_detections(exp, exp.run_dir / "epoch_1.pth", data, tmp_path / "cache", device="cpu")
+    assert "\n" not in str(info.value) and "000000.jpg" in str(info.value)
+    with pytest.raises(SystemExit) as info:
+        track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--data", str(tmp_path / "mot"), "--device",
+                         "cpu", "--tracker", "bytetrack", "--out", str(tmp_path / "out")])
     assert info.value.code == 2

@@ -62,6 +62,7 @@ def test_phase_switches_no_aug_switch_and_checkpoints(tmp_path, make_tiny_exp):
     epochs = records(run, "epoch")
     assert [e["trainable"] for e in epochs] == [["head"], ["pafpn", "head"], ["pafpn", "head"]]
     assert all(e["ap50_95"] is not None and e["val_loss"]["total_loss"] > 0 for e in epochs)
+    assert all(e["val_precision"] == "fp32" for e in epochs)  # stock COCOEvaluator's precision unless --val-fp16
     plan = json.loads((run / "plan.json").read_text())
     assert [e["l1"] for e in plan["epochs"]] == [False, False, True]
 

@@ -198,10 +198,12 @@ def _fmt(value: float) -> str:
 
 
 def write_detections(path: str | os.PathLike, rows: MotRows) -> None:
-    """Atomically write ``frame,-1,x,y,w,h,score,class`` rows (scores with 5 decimals: thresholds stay exact)."""
+    """Atomically write ``frame,-1,x,y,w,h,score,class`` rows: coordinates with 3 decimals, scores repr-exact, so
+    a score read back is the score written and one just below a threshold never passes ``>=`` it."""
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for f, (x, y, w, h), s, c in zip(rows.frame, rows.box, rows.score, rows.class_id):
-            handle.write(f"{int(f)},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.5f},{int(c) if c > 0 else -1}\n")
+            handle.write(f"{int(f)},-1,{_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)},{float(s)!r},"
+                         f"{int(c) if c > 0 else -1}\n")
 
 
 def write_results(path: str | os.PathLike, rows: MotRows) -> None:
@@ -287,14 +289,25 @@ def list_sequences(gt_root: str | os.PathLike) -> list[str]:
 
 
 def frame_images(seq_dir: str | os.PathLike) -> dict[int, Path]:
-    """frame number -> image path for ``<seq>/<imDir>/<000001>.<ext>`` files (empty when there are none)."""
+    """frame number -> image path for ``<seq>/<imDir>/<000001>.<ext>`` files (empty when there are none).
+
+    The file name is the frame number, as in MOTChallenge, so ground truth, det files and images agree; a folder
+    numbered from 0 or naming one frame twice is refused (renumbering by position would shift it against gt.txt).
+    """
     seq_dir = Path(seq_dir)
     info = read_seqinfo(seq_dir)
     image_dir = seq_dir / info.im_dir
     if not image_dir.is_dir():
         return {}
-    images = {}
-    for path in image_dir.iterdir():
-        if path.suffix.lower() in (".jpg", ".jpeg", ".png") and path.stem.isdigit():
-            images[int(path.stem)] = path
+    images: dict[int, Path] = {}
+    for path in sorted(image_dir.iterdir()):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or not path.stem.isdigit():
+            continue
+        frame = int(path.stem)
+        if frame < 1:
+            raise UserError(f"{path}: frame images are numbered from 1 (000001{path.suffix}) as in MOTChallenge; "
+                            f"renumber {image_dir} from 1 so the frames match gt.txt")
+        if frame in images:
+            raise UserError(f"{path} and {images[frame].name} are both frame {frame}; keep one image per frame")
+        images[frame] = path
     return dict(sorted(images.items()))

@@ -27,7 +27,7 @@ from yolox_finetune.mot.clear import METRIC_NAMES
 from yolox_finetune.mot.evaluate import TrackerCounts, evaluate_sequence
 from yolox_finetune.mot.formats import read_results, write_results
 from yolox_finetune.mot.runner import Sequence, effective_config, run_tracker
-from yolox_finetune.tracking.detector import cached_detections
+from yolox_finetune.tracking.detector import cached_detections, detector_settings
 from yolox_finetune.training.checkpoint import resolve_checkpoint
 from yolox_finetune.training.exp import load_exp
 
@@ -111,10 +111,14 @@ def summary_table(document: dict[str, Any], per_class: bool = True) -> str:
 
 
 def settings_of(configs: Mapping[str, TrackerConfig], conf: float | None, iou_threshold: float,
-                have_images: bool = True, **extra: Any) -> dict[str, Any]:
-    """What produced the numbers: each tracker's effective config, the conf filter, the IoU threshold."""
+                have_images: bool = True, det_dir: str | os.PathLike | None = None, **extra: Any) -> dict[str, Any]:
+    """What produced the numbers: each tracker's effective config, the conf filter, the IoU threshold and, for
+    detections from the detector cache, how the detector ran (precision, NMS, test size: its cache key)."""
     options = {name: effective_config(name, config, have_images)[0].to_dict() for name, config in configs.items()}
-    return {"conf": conf, "iou_threshold": iou_threshold, "trackers": options, "metrics": list(METRIC_NAMES), **extra}
+    settings = {"conf": conf, "iou_threshold": iou_threshold, "trackers": options, "metrics": list(METRIC_NAMES)}
+    if det_dir is not None:
+        settings.update(detections=str(det_dir), detector=detector_settings(det_dir))
+    return {**settings, **extra}
 
 
 @dataclass
@@ -143,7 +147,8 @@ def detection_sources(args: argparse.Namespace) -> DetectionSources:
         det_dirs: dict[str, Path] = {}
         for spec in [args.ckpt] if isinstance(args.ckpt, str) else args.ckpt:
             exp, ckpt_path, gt_root, det_dir = checkpoint_detections(args.exp_file, spec, args.data, args.split,
-                                                                     args.device, args.batch_size)
+                                                                     args.device, args.batch_size, args.fp16,
+                                                                     args.nms_class_agnostic)
             det_dirs[ckpt_path.stem] = det_dir
         return DetectionSources(gt_root, det_dirs, exp.run_dir)
     gt_root = require_gt(args.gt, "--dets")
@@ -171,10 +176,12 @@ def output_folder(out: str | None, sources: DetectionSources, default_name: str,
 
 
 def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, split: str, device: str = "auto",
-                          batch_size: int = 8) -> tuple[Any, Path, Path, Path]:
+                          batch_size: int = 8, fp16: bool = False,
+                          class_agnostic: bool = False) -> tuple[Any, Path, Path, Path]:
     """``--ckpt`` mode's inputs: (exp, checkpoint path, gt root ``<data>/<split>``, det cache folder).
 
     ``data`` defaults to the Exp's ``data_dir + "/mot"``; the cache lives in ``<run_dir>/tracking/det_cache``.
+    ``fp16`` and ``class_agnostic`` are the detector's opt-outs from stock YOLOX evaluation (fp32, per-class NMS).
     """
     if not exp_file:
         raise UserError("--ckpt needs the exp file that trained it: pass -f exps/<name>.py")
@@ -184,5 +191,6 @@ def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, spl
     if not gt_root.is_dir():
         raise UserError(f"MOT sequences folder {gt_root} does not exist; convert nuScenes with "
                         "tools/convert_nuscenes.py --mot or pass --data <folder holding val/ and test/>")
-    det_dir = cached_detections(exp, ckpt_path, gt_root, exp.run_dir / "tracking" / "det_cache", device, batch_size)
+    det_dir = cached_detections(exp, ckpt_path, gt_root, exp.run_dir / "tracking" / "det_cache", device, batch_size,
+                                fp16=fp16, class_agnostic=class_agnostic)
     return exp, ckpt_path, gt_root, det_dir

@@ -39,6 +39,12 @@ def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argpars
     parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match in CLEAR/identity metrics (0.5)")
     parser.add_argument("--device", default="auto", help="detector device: auto, cpu, cuda, cuda:1")
     parser.add_argument("--batch-size", type=int, default=8, help="detector frames per batch")
+    parser.add_argument("--fp16", action="store_true",
+                        help="detector in half precision (CUDA only; default fp32 as stock YOLOX's tools; recorded in "
+                             "the det cache key and metrics.json)")
+    parser.add_argument("--nms-class-agnostic", action="store_true",
+                        help="detector NMS across classes, as stock tools/demo.py (default: per class, as stock "
+                             "COCOEvaluator and training-time mAP)")
     return mode
 
 

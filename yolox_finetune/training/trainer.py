@@ -62,7 +62,8 @@ class TrainOptions:
     device: str = "auto"  # "cpu", "cuda" or "auto"
     ckpt: str | None = None  # pretrained weights for a new run
     resume: bool = False
-    fp16: bool = False
+    fp16: bool = False  # mixed-precision training (CUDA only)
+    val_fp16: bool = False  # COCO validation under fp16 autocast (CUDA only); default fp32 as stock COCOEvaluator
     cache_img: bool = False
     overwrite: bool = False  # start afresh in a run dir that already holds checkpoints
 
@@ -182,6 +183,7 @@ class Trainer:
             raise UserError(f"batch size {self.batch_size} is not divisible by the {self.world_size} processes")
         self.batch_per_rank = self.batch_size // self.world_size
         self.fp16 = options.fp16 and self.device.type == "cuda"
+        self.val_fp16 = options.val_fp16 and self.device.type == "cuda"
         self.run_dir = exp.run_dir
         self.best_ap = 0.0
         self.start_epoch = 0  # epochs completed before this process started (resume)
@@ -230,6 +232,8 @@ class Trainer:
         self._setup_logging()
         if self.options.fp16 and not self.fp16:
             logger.warning("--fp16 is a CUDA feature; training in fp32 on the CPU")
+        if self.options.val_fp16 and not self.val_fp16:
+            logger.warning("--val-fp16 is a CUDA feature; validating in fp32 on the CPU")
         self.train_dataset = exp.get_train_dataset(cache_img=self.options.cache_img)
         self.val_dataset = exp.get_val_dataset("val") if exp.eval_interval > 0 else None
         self.iters_per_epoch = iters_per_epoch_for(len(self.train_dataset), self.batch_size, self.world_size)
@@ -461,7 +465,7 @@ class Trainer:
             eval_model = self.ema.ema if self.ema is not None else self.model
             unwrap(eval_model).head.use_l1 = bool(unwrap(self.model).head.use_l1)  # val loss matches the train loss
             result = evaluate(eval_model, self.val_dataset, exp, self.device, batch_size=self.batch_per_rank,
-                              fp16=self.fp16)
+                              fp16=self.val_fp16)
         improved = False
         if result is not None:
             improved = result["ap50_95"] > self.best_ap
@@ -522,11 +526,11 @@ class Trainer:
         last_iter = epoch * self.iters_per_epoch
         lr_end = {g: v for g, v in self.schedule.for_groups(last_iter, epoch).items() if g in phase.lr_mult}
         record = {"type": "epoch", "epoch": epoch, "val_loss": None, "ap50_95": None, "ap50": None,
-                  "best_ap": self.best_ap, "phase": self.phase_index, "trainable": phase.trainable,
-                  "lr_end": lr_end, "checkpoint": saved, "time": time.time()}
+                  "val_precision": None, "best_ap": self.best_ap, "phase": self.phase_index,
+                  "trainable": phase.trainable, "lr_end": lr_end, "checkpoint": saved, "time": time.time()}
         if result is not None:
             record.update(val_loss=result["val_loss"], ap50_95=result["ap50_95"], ap50=result["ap50"],
-                          ap_per_class=result["ap_per_class"])
+                          ap_per_class=result["ap_per_class"], val_precision=result["precision"])
             vl = result["val_loss"]
             logger.info(f"epoch {epoch} val: AP50:95 {result['ap50_95']:.4f} AP50 {result['ap50']:.4f} "
                         f"(best {self.best_ap:.4f}) | loss total {vl['total_loss']:.3f} iou {vl['iou_loss']:.3f} "

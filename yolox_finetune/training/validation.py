@@ -1,7 +1,10 @@
 """Validation on any device: the loss on val images and COCO mAP through pycocotools.
 
 YOLOX 0.3.0's COCOEvaluator builds ``torch.cuda`` tensors, so it cannot run on a CPU; this one shares the
-backbone pass between the loss and the detections, and shards images over DDP ranks.
+backbone pass between the loss and the detections, and shards images over DDP ranks. Detections are stock
+YOLOX's (fp32 unless asked, class-aware NMS, boxes scaled back as COCOEvaluator does) with one documented change
+shared with the tracking detector (``image_boxes``): boxes are clipped to the image and those left without area
+are dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,52 @@ from torch.utils.data import DataLoader, Subset
 from yolox_finetune.core.run_files import LOSS_KEYS
 from yolox_finetune.training.distributed import is_distributed, rank_and_world, unwrap
 
+#: precision names as recorded in metrics.jsonl, metrics.json and the detection cache key.
+FP32, FP16 = "fp32", "fp16"
+
+
+def letterbox_ratio(test_size: tuple[int, int], height: int, width: int) -> float:
+    """The resize factor of YOLOX's letterbox (``preproc``), computed as stock COCOEvaluator does."""
+    return min(test_size[0] / float(height), test_size[1] / float(width))
+
+
+def image_boxes(det: torch.Tensor | None, test_size: tuple[int, int], height: int,
+                width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's ``postprocess`` rows -> (xyxy boxes, scores, 0-based class indices) in image pixels, float32 on
+    the CPU.
+
+    Scaled back and scored exactly as stock YOLOX (``bboxes /= ratio``, score = obj * cls, in float32), then clipped
+    to the image; a box whose clipped area is zero (it lay wholly in the letterbox padding) is dropped. COCO
+    validation and the tracking detector both use this, so mAP and tracking see the same boxes.
+    """
+    if det is None or not len(det):
+        return torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64)
+    det = det.detach().float().cpu()
+    boxes = det[:, :4].clone()
+    boxes /= letterbox_ratio(test_size, height, width)
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    scores = det[:, 4] * det[:, 5]
+    return boxes[keep], scores[keep], det[keep, 6].long()
+
+
+def coco_detections(outputs: list[torch.Tensor | None], infos: list[Any], ids: list[int], class_ids: list[int],
+                    test_size: tuple[int, int]) -> list[dict[str, Any]]:
+    """COCO result dicts of a batch, as stock ``COCOEvaluator.convert_to_coco_format`` writes them after the
+    clip rule of ``image_boxes``; classes beyond ``class_ids`` (a wider head, e.g. COCO's 80) are left out."""
+    from yolox.utils import xyxy2xywh
+
+    detections = []
+    for det, info, img_id in zip(outputs, infos, ids):
+        boxes, scores, classes = image_boxes(det, test_size, int(info[0]), int(info[1]))
+        for box, score, cls in zip(xyxy2xywh(boxes).numpy().tolist(), scores.numpy().tolist(), classes.tolist()):
+            if cls >= len(class_ids):
+                continue
+            detections.append({"image_id": int(img_id), "category_id": int(class_ids[cls]), "bbox": box,
+                               "score": score})
+    return detections
+
 
 def _collate(batch):
     images = torch.from_numpy(np.stack([b[0] for b in batch])).float()
@@ -31,7 +80,10 @@ def _collate(batch):
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: int = 8, fp16: bool = False,
              num_workers: int = 0) -> dict[str, Any]:
-    """Val loss (mean per image) and COCO AP of ``model`` on ``dataset`` (a COCODataset with targets)."""
+    """Val loss (mean per image) and COCO AP of ``model`` on ``dataset`` (a COCODataset with targets).
+
+    fp32 as stock COCOEvaluator unless ``fp16`` (autocast, CUDA only); the result's ``precision`` says which ran.
+    """
     from yolox.utils import postprocess
 
     model = unwrap(model)
@@ -42,11 +94,11 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
     loss_sums = torch.zeros(len(LOSS_KEYS) + 1, dtype=torch.float64)
     detections: list[dict[str, Any]] = []
-    test_h, test_w = exp.test_size
+    half = fp16 and device.type == "cuda"
     try:
         for images, targets, infos, ids in loader:
             images, targets = images.to(device), targets.to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=fp16 and device.type == "cuda"):
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                 features = model.backbone(images)
                 model.head.training = True  # the head alone computes losses; every BN layer stays in eval mode
                 losses = model.head(features, targets, images)
@@ -57,23 +109,7 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
                 loss_sums[k] += float(value) * n
             loss_sums[-1] += n
             results = postprocess(outputs.float(), exp.num_classes, exp.test_conf, exp.nmsthre)
-            for det, info, img_id in zip(results, infos, ids):
-                if det is None:
-                    continue
-                height, width = int(info[0]), int(info[1])
-                ratio = min(test_h / height, test_w / width)
-                det = det.cpu().numpy()
-                boxes = det[:, :4] / ratio
-                scores = det[:, 4] * det[:, 5]
-                for box, score, cls in zip(boxes, scores, det[:, 6]):
-                    if int(cls) >= len(dataset.class_ids):  # a wider head (e.g. COCO's 80) than the data's classes
-                        continue
-                    detections.append({
-                        "image_id": img_id,
-                        "category_id": int(dataset.class_ids[int(cls)]),
-                        "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-                        "score": float(score),
-                    })
+            detections += coco_detections(results, infos, ids, dataset.class_ids, exp.test_size)
     finally:
         model.head.training = False
         model.train(was_training)
@@ -86,6 +122,7 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
     result: dict[str, Any] = {"val_loss": {k: float(loss_sums[i]) / count for i, k in enumerate(LOSS_KEYS)}}
     result.update(coco_map(dataset.coco, detections, dataset._classes))
     result["num_detections"] = len(detections)
+    result["precision"] = FP16 if half else FP32
     return result
 
 
