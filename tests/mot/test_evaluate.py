@@ -88,10 +88,15 @@ def test_class_aware_matching_never_pairs_a_car_with_a_pedestrian():
     assert blind[0].matches == 1 and blind[0].false_positives == 0
 
 
-def test_consider_zero_rows_are_not_objects():
+def test_consider_zero_rows_are_ignore_entries_not_objects():
     gt = _single(1, 1, [10, 10, 50, 80], cls=1, score=0)
     per_class = evaluate_sequence(gt, _single(1, 3, [10, 10, 50, 80], cls=1))
-    assert per_class[1].num_objects == 0 and per_class[1].false_positives == 1
+    assert per_class[1].num_objects == 0 and per_class[1].num_predictions == 0
+    assert per_class[1].false_positives == 0 and per_class[1].matches == 0
+    # MOT15 ground truth has no ignore semantics (TrackEval does no preprocessing there): the box is a false positive
+    mot15 = MotRows(gt.frame, gt.track_id, gt.box, gt.score, gt.class_id, gt.visibility, fmt="mot15")
+    per_class = evaluate_sequence(mot15, _single(1, 3, [10, 10, 50, 80], cls=1))
+    assert per_class[0].num_objects == 0 and per_class[0].false_positives == 1
 
 
 def test_missing_result_sequence_counts_everything_missed():

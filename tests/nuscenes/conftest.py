@@ -5,8 +5,15 @@ Fixtures of this folder's tests (pytest finds them here; nothing imports this fi
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import shutil
+from pathlib import Path
 
+import pytest
+from loguru import logger
+
+from yolox_finetune.nuscenes.synthetic.generate import SYNTHETIC_VERSION as VERSION
 from yolox_finetune.nuscenes.synthetic.generate import make_synthetic_nuscenes
 
 
@@ -25,3 +32,45 @@ def native_size_root(tmp_path_factory):
     make_synthetic_nuscenes(root, scenes=2, samples=5, seed=3, image_size=(1600, 900), sweeps=0,
                             render_images=False, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def derive_release():
+    """``derive(source, dest, version, names=None, annotated=True, edit=None, copy_images=False)``: a copy of a
+    synthetic release's tables under ``dest/version`` in the same schema, scenes renamed (``names``: new names in
+    the order of the sorted old ones), annotations emptied (``annotated=False``, as nuScenes ships v1.0-test) and
+    ``edit(tables)`` applied; images are linked to the source unless ``copy_images``."""
+
+    def derive(source: Path, dest: Path, version: str, names: list[str] | None = None, annotated: bool = True,
+               edit=None, copy_images: bool = False) -> Path:
+        tables = {p.stem: json.loads(p.read_text()) for p in (source / VERSION).glob("*.json")}
+        if names is not None:
+            old = sorted(s["name"] for s in tables["scene"])
+            assert len(names) == len(old), "one new name per scene"
+            new_of = dict(zip(old, names))
+            for scene in tables["scene"]:
+                scene["name"] = new_of[scene["name"]]
+        if not annotated:
+            tables["sample_annotation"], tables["instance"] = [], []
+        if edit is not None:
+            edit(tables)
+        (dest / version).mkdir(parents=True)
+        for name, records in tables.items():
+            (dest / version / f"{name}.json").write_text(json.dumps(records))
+        for top in ("samples", "sweeps"):
+            if copy_images:
+                shutil.copytree(source / top, dest / top)
+            else:
+                os.symlink(source / top, dest / top, target_is_directory=True)
+        return dest
+
+    return derive
+
+
+@pytest.fixture
+def warnings_log():
+    """The converter's loguru warnings of one test, as a list of messages."""
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(message.record["message"]), level="WARNING")
+    yield messages
+    logger.remove(sink)

@@ -2,9 +2,14 @@
 
 - Matching is class-aware: each class of each sequence is a separate accumulator (a car never matches a
   pedestrian); per-sequence, per-class and overall numbers are sums of those units' counts (motmetrics' "OVERALL").
-- Ground-truth rows with consider flag 0 are dropped (motmetrics' ``min_confidence=1``, TrackEval's zero-marked
-  rows); tracker boxes on them count as false positives, as in both references. No distractor-class handling: our
-  classes are all real targets (MOT17's distractor classes 2, 7, 8, 12 would be ordinary classes here).
+- Ground-truth rows with consider flag 0 are ignore entries (MOTChallenge's convention; the converter writes
+  occluded boxes and dropped look-alike categories so). Before scoring, each frame's tracker boxes of the class are
+  matched to all of its gt boxes of that class, normal and ignore alike, by Hungarian assignment on IoU (pairs
+  below 0.5 cannot match); tracker boxes matched to an ignore entry are removed, then the ignore entries. So a box
+  on an occluded object is neither TP nor FP, for CLEAR, identity and HOTA alike. This is TrackEval's
+  MotChallenge2DBox preprocessing with "ignore entry" in the role of its distractor classes (the tests check equality
+  with it); MOT15 ground truth gets no such preprocessing (as in TrackEval): its consider-0 rows are just dropped.
+- Our classes are all real targets: MOT17's distractor class numbers (2, 7, 8, 12) are ordinary classes here.
 - The counts themselves (CLEAR, identity, HOTA) come from :mod:`.clear` and :mod:`.hota`.
 """
 
@@ -13,11 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from yolox_finetune.core.classes import class_name
 from yolox_finetune.core.errors import UserError
-from yolox_finetune.mot.clear import ClearCounts, clear_counts
+from yolox_finetune.mot.clear import ClearCounts, clear_counts, iou_matrix
 from yolox_finetune.mot.formats import UNKNOWN_CLASS, MotRows, empty_rows
+
+#: IoU at which a tracker box belongs to an ignore entry (MOTChallenge's and TrackEval's fixed 0.5, whatever
+#: threshold the metrics use).
+IGNORE_IOU = 0.5
+_EPS = np.finfo("float").eps
 
 
 def _frames_of(rows: MotRows, frames: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -40,6 +51,8 @@ def align_classes(gt: MotRows, results: MotRows, class_aware: bool = True) -> tu
         return _with_class(gt, UNKNOWN_CLASS), _with_class(results, UNKNOWN_CLASS)
     unknown = results.class_id == UNKNOWN_CLASS
     if unknown.any():
+        scored = gt.score >= 1  # ignore entries of another class do not make the results ambiguous
+        gt_classes = np.unique(gt.class_id[scored]) if scored.any() else gt_classes
         if len(gt_classes) > 1:
             raise UserError(f"{results.source}: rows without a class id (column 8 = -1) but the ground truth has "
                             f"{len(gt_classes)} classes; write class ids (1..N) in column 8 of the results")
@@ -52,16 +65,45 @@ def _with_class(rows: MotRows, class_id: int) -> MotRows:
                    rows.visibility, rows.source, rows.fmt)
 
 
+def ignored_tracker_rows(gt: MotRows, results: MotRows) -> np.ndarray:
+    """Bool mask over ``results``: rows matched to an ignore entry (consider 0) of ``gt`` in their frame.
+
+    Both tables hold one class. Per frame with an ignore entry, tracker boxes are assigned to all gt boxes (rows in
+    file order) by Hungarian assignment maximising IoU, where IoU below :data:`IGNORE_IOU` counts as 0 and a zero
+    pair is no match; a tracker box whose partner is an ignore entry is ignored.
+    """
+    drop = np.zeros(len(results), bool)
+    ignore = gt.score < 1
+    if not ignore.any() or not len(results):
+        return drop
+    by_result = results.frame_slices()
+    for frame, rows in gt.frame_slices().items():
+        cols = by_result.get(frame)
+        if cols is None or not ignore[rows].any():
+            continue
+        score = iou_matrix(gt.box[rows], results.box[cols])
+        score[score < IGNORE_IOU - _EPS] = 0.0
+        r, c = linear_sum_assignment(-score)
+        hit = (score[r, c] > _EPS) & ignore[rows[r]]
+        drop[cols[c[hit]]] = True
+    return drop
+
+
 def evaluate_sequence(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
                       class_aware: bool = True) -> dict[int, ClearCounts]:
-    """class id -> counts for one sequence (consider-0 gt rows dropped, every class matched on its own)."""
-    gt = gt.select(gt.score >= 1) if len(gt) else gt
+    """class id -> counts for one sequence: every class matched on its own, tracker boxes on ignore entries
+    (consider 0) removed before scoring (MOT15 ground truth: consider-0 rows dropped, nothing removed)."""
+    if gt.fmt == "mot15" and len(gt):
+        gt = gt.select(gt.score >= 1)
     gt, results = align_classes(gt, results, class_aware)
     frames = sorted(set(gt.frame.tolist()) | set(results.frame.tolist()))
     out = {}
     for cls in sorted(set(gt.class_id.tolist()) | set(results.class_id.tolist())):
         g = gt.select(gt.class_id == cls)
         r = results.select(results.class_id == cls)
+        if len(g) and (g.score < 1).any():
+            r = r.select(~ignored_tracker_rows(g, r))
+            g = g.select(g.score >= 1)
         gt_ids, gt_boxes = _frames_of(g, frames)
         hyp_ids, hyp_boxes = _frames_of(r, frames)
         out[int(cls)] = clear_counts(gt_ids, gt_boxes, hyp_ids, hyp_boxes, iou_threshold)

@@ -19,11 +19,17 @@ def coco_categories() -> list[dict]:
 
 
 def build_coco(frames: list[dict], split: str, version: str) -> dict:
-    """COCO dict for one split. ``frames`` carry their boxes under ``"boxes"``; ids are 1-based in list order."""
+    """COCO dict for one split. ``frames`` carry their boxes under ``"boxes"``; ids are 1-based in list order.
+
+    Ignore entries (boxes below ``--min-visibility``, dropped look-alikes) exist for the MOT ground truth only:
+    COCO has no ignore flag that YOLOX's loader honours, so they are left out here.
+    """
     images, annotations = [], []
     for image_id, frame in enumerate(frames, start=1):
         images.append({"id": image_id, **{key: frame[key] for key in IMAGE_FIELDS}})
         for box in frame["boxes"]:
+            if box.get("ignore"):
+                continue
             x1, y1, x2, y2 = box["xyxy"]
             annotations.append({
                 "id": len(annotations) + 1,
@@ -48,4 +54,5 @@ def build_coco(frames: list[dict], split: str, version: str) -> dict:
 
 
 def write_coco(path: Path, frames: list[dict], split: str, version: str) -> None:
+    """Write one split's COCO file atomically, as compact JSON."""
     atomic_write_json(path, build_coco(frames, split, version), indent=None)

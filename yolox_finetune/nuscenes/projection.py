@@ -139,10 +139,32 @@ def clip_hulls_to_canvas(pixels: np.ndarray, in_front: np.ndarray, width: np.nda
     return boxes, status
 
 
+def projected_extent(pixels: np.ndarray, in_front: np.ndarray) -> np.ndarray:
+    """(N, 4) x1, y1, x2, y2 of the in-front projected corners, not clipped to the canvas (NaN when none)."""
+    with np.errstate(invalid="ignore"):
+        x, y = pixels[..., 0], pixels[..., 1]
+        extent = np.stack([np.where(in_front, x, np.inf).min(axis=1), np.where(in_front, y, np.inf).min(axis=1),
+                           np.where(in_front, x, -np.inf).max(axis=1), np.where(in_front, y, -np.inf).max(axis=1)],
+                          axis=1)
+    extent[~in_front.any(axis=1)] = np.nan
+    return extent
+
+
+def in_image_fraction(boxes: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """Area of the clipped box over the area of the unclipped projected box, per row (1 = fully inside the image)."""
+    clipped = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    full = (extent[:, 2] - extent[:, 0]) * (extent[:, 3] - extent[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(full > 0, clipped / full, np.nan)
+    return np.clip(fraction, 0.0, 1.0)
+
+
 def project_boxes_into_frames(translation: np.ndarray, size_wlh: np.ndarray, rotation: np.ndarray,
                               frame_pose: np.ndarray, intrinsics: np.ndarray, frame_size: np.ndarray,
-                              pair_frame: np.ndarray, pair_ann: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2D boxes of P (annotation, image) pairs: ``(boxes, status)`` as :func:`clip_hulls_to_canvas`.
+                              pair_frame: np.ndarray, pair_ann: np.ndarray,
+                              with_extent: bool = False) -> tuple[np.ndarray, ...]:
+    """2D boxes of P (annotation, image) pairs: ``(boxes, status)`` as :func:`clip_hulls_to_canvas`, plus the
+    unclipped extent of the in-front corners (:func:`projected_extent`) as a third value with ``with_extent``.
 
     Global box -> ego frame of the image's pose -> camera frame -> keep corners with depth > 0 -> project ->
     hull ∩ canvas. Corners are computed once per annotation (A rows: translation, size, rotation) and the camera
@@ -160,4 +182,8 @@ def project_boxes_into_frames(translation: np.ndarray, size_wlh: np.ndarray, rot
     pixels = cam @ np.swapaxes(intrinsics, 1, 2)[pair_frame]
     with np.errstate(divide="ignore", invalid="ignore"):
         pixels = pixels[..., :2] / pixels[..., 2:3]
-    return clip_hulls_to_canvas(pixels, cam[..., 2] > 0, frame_size[pair_frame, 0], frame_size[pair_frame, 1])
+    in_front = cam[..., 2] > 0
+    boxes, status = clip_hulls_to_canvas(pixels, in_front, frame_size[pair_frame, 0], frame_size[pair_frame, 1])
+    if with_extent:
+        return boxes, status, projected_extent(pixels, in_front)
+    return boxes, status
