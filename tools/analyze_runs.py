@@ -1,10 +1,13 @@
-"""Analyse training runs (curves, oscillation, run comparison, report) or draw an exp's LR plan before training.
+"""Analyse training runs (curves, oscillation, convergence, run comparison, sweep winners, report) or draw an exp's
+LR plan before training.
 
-    python tools/analyze_runs.py RUN_DIR [RUN_DIR ...] [--out DIR]
+    python tools/analyze_runs.py RUN_DIR [RUN_DIR ...] [--out DIR] [--window-epochs W] [--last-epochs N]
     python tools/analyze_runs.py --plan -f exps/x.py [--iters-per-epoch N] [--out PNG]
 
-Default --out: <RUN_DIR>/analysis/ for one run, ./analysis/ when comparing several (the first run is the
-reference of the comparison lines); for --plan, ./analysis/plan_<exp_name>.png.
+Runs are compared on a common axis, images seen (epochs in the plots): the oscillation's trend window is W epochs
+of the first run in images, the same for every run, over the epochs all runs reached. Default --out:
+<RUN_DIR>/analysis/ for one run, ./analysis/ when comparing several (the first run is the reference of the
+comparison lines); for --plan, ./analysis/plan_<exp_name>.png.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from yolox_finetune.analysis.oscillation import DEFAULT_JUMP_FRACTION
 from yolox_finetune.core.errors import UserError, cli_entry
 from yolox_finetune.core.formatting import format_number as _fmt
 
@@ -21,13 +23,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="*", type=Path, help="training run dirs (<output_dir>/<exp_name>)")
     parser.add_argument("--out", type=Path, default=None, help="output dir (for --plan: output PNG)")
-    parser.add_argument("--window", type=int, default=None,
-                        help="trend window in logged points (default: ~1/20 of the run, 11..51)")
-    parser.add_argument("--jump-fraction", type=float, default=DEFAULT_JUMP_FRACTION,
-                        help="a logged step is a jump when the loss moves by more than this fraction of the previous "
-                             "logged value (default %(default)s)")
+    parser.add_argument("--window-epochs", type=float, default=3.0,
+                        help="oscillation trend window in epochs of the first run, the same number of images for "
+                             "every run (default %(default)s; cut to a third of the compared span for short runs)")
+    parser.add_argument("--last-epochs", type=int, default=3,
+                        help="the convergence verdict compares the last epoch with this many epochs before it "
+                             "(default %(default)s)")
     parser.add_argument("--best-by", default=None,
-                        help="sweep metric that picks the best conf per checkpoint (default: MOTA, else HOTA, IDF1)")
+                        help="sweep metric that picks the best conf per checkpoint (default: MOTA, else HOTA, IDF1); "
+                             "lower-is-better metrics (IDSW, FP, FN, ...) pick the minimum")
     parser.add_argument("--plan", action="store_true", help="draw the LR schedule and phases of -f EXP instead")
     parser.add_argument("-f", "--exp-file", default=None, help="exp file for --plan")
     parser.add_argument("--iters-per-epoch", type=int, default=None,
@@ -54,13 +58,14 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("no run dir given: tools/analyze_runs.py RUN_DIR [RUN_DIR ...] (or --plan -f EXP)")
     from yolox_finetune.analysis.analyze import analyze_runs  # matplotlib, motmetrics: only once there is work
 
-    result = analyze_runs(args.run_dirs, args.out, window=args.window, jump_fraction=args.jump_fraction,
-                          best_by=args.best_by)
+    result = analyze_runs(args.run_dirs, args.out, window_epochs=args.window_epochs, best_by=args.best_by,
+                          last_epochs=args.last_epochs)
     for name, head in result["runs"].items():
         osc = head["oscillation"]
+        verdicts = "; ".join(f"{c['series']}: {c['verdict']}" for c in head["convergence"])
         print(f"{name}: best AP50-95 {_fmt(head['best_ap50_95'])} (epoch {head['best_epoch']}), "
-              f"AP50 {_fmt(head['best_ap50'])}; residual RSD {_fmt(osc['residual_rsd_pct'], '.2f')}%, "
-              f"jumps {_fmt(osc['jump_share_pct'], '.2f')}%, slope {_fmt(osc['slope_per_1k'], '+.4g')} per 1k iters")
+              f"AP50 {_fmt(head['best_ap50'])}; residual RSD {_fmt(osc['residual_rsd_pct'], '.2f')}% "
+              f"(window {_fmt(osc['window_epochs'], '.3g')} epochs); {verdicts}")
     for line in result["comparison"]:
         print(line)
     print(f"report: {result['report_md']}\n        {result['report_html']}")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from yolox_finetune.analysis.analyze import analyze_runs
-from yolox_finetune.analysis.plots import plan_lr_curve, plot_plan
+from yolox_finetune.analysis.plots import mark_events, plan_lr_curve, plot_plan
 from yolox_finetune.analysis.runs import best_sweep_rows, checkpoint_epoch, load_run, load_runs
 from yolox_finetune.core.errors import UserError
 
@@ -25,7 +25,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PHASES = ({"head": 1.0}, {"head": 1.0, "pafpn": 0.1})  # phase 1 starts at epoch 3
 
 
-def plan_dict(epochs: int, ipe: int, no_aug_epochs: int, base_lr: float = 0.01) -> dict:
+def plan_dict(epochs: int, ipe: int, no_aug_epochs: int, base_lr: float = 0.01, batch_size: int = 8) -> dict:
     """A plan in the documented format; phase 1 unfreezes the neck at epoch 3, the last epochs have no mosaic."""
     entries = []
     for epoch in range(1, epochs + 1):
@@ -34,28 +34,34 @@ def plan_dict(epochs: int, ipe: int, no_aug_epochs: int, base_lr: float = 0.01) 
         entries.append({"epoch": epoch, "lr_start": base_lr, "lr_end": base_lr * 0.9, "mosaic": mosaic,
                         "mixup": mosaic, "l1": not mosaic, "trainable": list(PHASES[phase]),
                         "trainable_params": 1000 * (phase + 1), "lr_mult": dict(PHASES[phase]), "phase": phase})
-    return {"exp": "synthetic", "batch_size": 8, "base_lr": base_lr, "total_params": 5000,
+    return {"exp": "synthetic", "batch_size": batch_size, "base_lr": base_lr, "total_params": 5000,
             "groups": {"head": 1000, "pafpn": 1000}, "iters_per_epoch": ipe, "warmup_epochs": 1,
             "no_aug_epochs": no_aug_epochs, "max_epoch": epochs, "epochs": entries}
 
 
 def write_run(run_dir: Path, *, noise: float = 0.05, seed: int = 0, epochs: int = 6, ipe: int = 60,
               print_interval: int = 1, no_aug_epochs: int = 2, with_plan: bool = True, null_ap_epochs=(),
-              drop_fields=()) -> Path:
+              drop_fields=(), batch_size: int = 8, wave: tuple[float, float] | None = None,
+              plateau_epoch: int | None = None, planned_epochs: int | None = None) -> Path:
     """A run dir as tools/train.py writes it: metrics.jsonl (iteration + epoch records) and plan.json.
 
-    The total loss is ``trend * (1 + noise * N(0, 1))`` so its residual RSD is known to be ``noise``.
-    AP50-95 is 0.05 * epoch (AP50 twice that), val loss falls with the epoch.
+    The total loss is ``trend * (1 + noise * N(0, 1))`` so its residual RSD is known to be ``noise``; ``wave``
+    ``(a, period in images seen)`` multiplies it by ``1 + a sin(...)`` (RSD ``a / sqrt(2)``); ``plateau_epoch``
+    holds the trend flat from that epoch on. ``planned_epochs`` (default ``epochs``) is what plan.json plans: a run
+    stopped early. AP50-95 is 0.05 * epoch (AP50 twice that), val loss falls with the epoch.
     """
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for epoch in range(1, epochs + 1):
         phase = 0 if epoch < 3 else 1
-        mosaic = epoch <= epochs - no_aug_epochs
+        mosaic = epoch <= (planned_epochs or epochs) - no_aug_epochs
         for it in range(print_interval, ipe + 1, print_interval):
             g = (epoch - 1) * ipe + it
-            trend = 3.0 * math.exp(-g / (epochs * ipe)) + 1.0
+            flat_g = min(g, (plateau_epoch - 1) * ipe) if plateau_epoch else g
+            trend = 3.0 * math.exp(-flat_g / (epochs * ipe)) + 1.0
+            if wave:
+                trend *= 1 + wave[0] * math.sin(2 * math.pi * g * batch_size / wave[1] + 0.4)
             record = {"type": "iter", "epoch": epoch, "iter": it, "iters_per_epoch": ipe, "global_iter": g,
                       "total_loss": trend * (1 + noise * rng.standard_normal()),
                       "iou_loss": 0.4 * trend * (1 + noise * rng.standard_normal()),
@@ -78,7 +84,9 @@ def write_run(run_dir: Path, *, noise: float = 0.05, seed: int = 0, epochs: int 
             "checkpoint": f"epoch_{epoch}.pth", "time": 1e9 + epoch * ipe}))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if with_plan:
-        (run_dir / "plan.json").write_text(json.dumps(plan_dict(epochs, ipe, no_aug_epochs)), encoding="utf-8")
+        planned = planned_epochs or epochs
+        plan = plan_dict(planned, ipe, no_aug_epochs, batch_size=batch_size)
+        (run_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
     return run_dir
 
 
@@ -117,7 +125,9 @@ def test_one_run_gives_plots_report_and_the_known_noise(tmp_path):
     assert set(result["plots"]) == {"losses", "lr", "validation", "oscillation", "plan base_v1"}
     head = result["runs"]["base_v1"]
     assert head["oscillation"]["residual_rsd_pct"] == pytest.approx(6.0, rel=0.15)
-    assert head["oscillation"]["points"] == 6 * 60
+    # 6 epochs: the window is cut to 2 epochs, the first and last epoch (half a window each) are not measured
+    assert head["oscillation"]["window_epochs"] == pytest.approx(2.0, rel=0.01)
+    assert head["oscillation"]["points"] == pytest.approx(4 * 60, abs=2)
     assert head["best_epoch"] == 6 and head["best_ap50_95"] == pytest.approx(0.30)
     assert head["last_global_iter"] == 360
     md = (out / "report.md").read_text()
@@ -166,13 +176,14 @@ def test_cli_prints_headline_numbers_and_where_the_report_is(tmp_path, monkeypat
     first = write_run(tmp_path / "first", noise=0.08, seed=11)
     second = write_run(tmp_path / "second", noise=0.03, seed=12)
     monkeypatch.setattr(sys, "argv", ["analyze_runs.py", str(first), str(second), "--out", str(tmp_path / "cmp"),
-                                      "--jump-fraction", "0.1"])
+                                      "--window-epochs", "1.5"])
     runpy.run_path(str(REPO / "tools" / "analyze_runs.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "first: best AP50-95 0.3 (epoch 6)" in out
     line = next(text for text in out.splitlines() if text.startswith("second vs first: residual RSD "))
     assert float(line.split("residual RSD ")[1].split("%")[0]) == pytest.approx(3.0, rel=0.2)
-    assert "jumps >10%" in line
+    assert "same trend window 1.5 epochs (720 images)" in line  # 1.5 epochs x 60 iterations x batch 8
+    assert "train total loss: " in out
     assert f"report: {tmp_path / 'cmp' / 'report.md'}" in out
     assert (tmp_path / "cmp" / "report.html").is_file()
 
@@ -197,6 +208,8 @@ def test_partial_run_with_missing_fields_still_gets_a_report(tmp_path):
         assert Path(png).stat().st_size > 1000
     md = Path(result["report_md"]).read_text()
     assert "| 1 | – / – |" in md
+    assert f"| partial | {run} | 360 | 6.00 | – | 60 | – | 6 | no | 0 | 1 |" in md  # the crashed line is counted
+    assert result["runs"]["partial"]["skipped_lines"] == 1
     assert json.loads(Path(result["analysis_json"]).read_text())["runs"]["partial"]["best_ap50"] is None
 
 
@@ -252,8 +265,8 @@ def test_sweep_results_sit_next_to_the_checkpoints_val_map(tmp_path):
     by_idf1 = best_sweep_rows(run, "IDF1")
     assert {row["conf"] for row in by_idf1} == {0.1}
     md = Path(analyze_runs([run_dir], tmp_path / "out")["report_md"]).read_text()
-    assert "| run | epoch_2 | 2 | 0.1 | 0.2 | bytetrack | 0.3 | track_buffer=30 | 44 |" in md
-    assert "| run | epoch_6.pth | 6 | 0.3 | 0.6 |" in md
+    assert "| run | tracking/sweep | epoch_2 | 2 | 0.1 | 0.2 | bytetrack | 0.3 | track_buffer=30 | 44 |" in md
+    assert "| run | tracking/sweep | epoch_6.pth | 6 | 0.3 | 0.6 |" in md
 
 
 def test_not_a_run_dir_is_one_clear_error(tmp_path, run_tool):
@@ -316,3 +329,124 @@ def test_plan_cli_draws_an_exp_before_training(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(REPO / "tools" / "analyze_runs.py"), run_name="__main__")
     assert stop.value.code == 2 and "--plan needs the exp" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------- common axis
+def test_v2_at_batch_16_reads_half_the_oscillation_of_v1_at_batch_32(tmp_path):
+    # same data set (1,600 images per epoch), the same wave in images seen; V2 has half V1's amplitude
+    v1 = write_run(tmp_path / "v1", noise=0.0, epochs=12, ipe=50, batch_size=32, wave=(0.06, 400))
+    v2 = write_run(tmp_path / "v2", noise=0.0, epochs=12, ipe=100, batch_size=16, wave=(0.03, 400))
+    result = analyze_runs([v1, v2], tmp_path / "out")
+    osc = {name: head["oscillation"] for name, head in result["runs"].items()}
+    assert osc["v1"]["residual_rsd_pct"] == pytest.approx(6 / math.sqrt(2), rel=0.1)
+    assert osc["v2"]["residual_rsd_pct"] / osc["v1"]["residual_rsd_pct"] == pytest.approx(0.5, rel=0.1)
+    assert osc["v1"]["window_images"] == pytest.approx(osc["v2"]["window_images"])  # same window in images
+    assert osc["v1"]["window_epochs"] == pytest.approx(3.0)
+    assert osc["v1"]["period_images"] == pytest.approx(400, rel=0.05)
+    method = json.loads(Path(result["analysis_json"]).read_text())["oscillation_method"]
+    assert method["axis"] == "images seen" and method["window_images"] == pytest.approx(3 * 1600)
+    assert "Welch" in method["method"]
+    md = Path(result["report_md"]).read_text()
+    assert "4,800 images seen, the same number of images for every run" in md
+
+
+def test_runs_of_12_and_30_epochs_are_compared_over_their_overlap(tmp_path):
+    short = write_run(tmp_path / "short", noise=0.05, epochs=12, ipe=80, seed=21, planned_epochs=30)
+    long = write_run(tmp_path / "long", noise=0.05, epochs=30, ipe=80, seed=22)
+    result = analyze_runs([long, short], tmp_path / "out")
+    runs = result["runs"]
+    for name in ("short", "long"):
+        assert runs[name]["oscillation"]["span_end"] == pytest.approx(12.0)
+        assert runs[name]["oscillation"]["residual_rsd_pct"] == pytest.approx(5.0, rel=0.1)
+    assert runs["long"]["oscillation_whole_run"]["span_end"] == pytest.approx(30.0)
+    assert runs["long"]["oscillation_whole_run"]["residual_rsd_pct"] == pytest.approx(5.0, rel=0.1)
+    assert any("overlap, epochs 0 to 12.00" in note for note in result["oscillation_method"]["notes"])
+    assert "same span: epochs 0.01 to 12.00" in result["comparison"][0]
+
+
+def test_missing_batch_size_falls_back_to_epochs_and_says_so(tmp_path):
+    run = write_run(tmp_path / "nobatch", with_plan=False, epochs=6)
+    result = analyze_runs([run], tmp_path / "out")
+    assert result["oscillation_method"]["axis"] == "epochs (batch size unknown)"
+    assert "batch size unknown for nobatch" in Path(result["report_md"]).read_text()
+
+
+# ---------------------------------------------------------------------------------------------------- convergence
+def test_a_plateaued_run_is_flat_and_a_falling_one_still_falling(tmp_path):
+    falling = write_run(tmp_path / "falling", noise=0.05, epochs=30, ipe=60, seed=31)
+    plateau = write_run(tmp_path / "plateau", noise=0.05, epochs=30, ipe=60, seed=32, plateau_epoch=10)
+    result = analyze_runs([falling, plateau], tmp_path / "out", last_epochs=5)
+    verdicts = {name: {c["series"]: c for c in head["convergence"]} for name, head in result["runs"].items()}
+    assert verdicts["falling"]["train total loss"]["verdict"] == "still falling"
+    plateaued = verdicts["plateau"]["train total loss"]
+    assert plateaued["verdict"] == "flat within noise"
+    assert (plateaued["from_epoch"], plateaued["to_epoch"]) == (25, 30)
+    assert plateaued["ci_low"] < 0 < plateaued["ci_high"]
+    assert verdicts["falling"]["val AP50-95"]["verdict"] == "still rising"
+    md = Path(result["report_md"]).read_text()
+    assert "| plateau | train total loss | 25 -> 30 |" in md and "flat within noise" in md
+
+
+# ---------------------------------------------------------------------------------------------------- sweeps
+def _sweep(checkpoints=("epoch_2", "epoch_6"), idsw_base=10) -> list[dict]:
+    rows = []
+    for c_index, checkpoint in enumerate(checkpoints):
+        for conf in (0.2, 0.4, 0.6):
+            rows.append({"checkpoint": checkpoint, "tracker": "bytetrack", "conf": conf,
+                         "MOTA": 50 + 10 * conf + c_index, "IDF1": 60 - 10 * conf, "HOTA": 40 + c_index,
+                         "IDSW": idsw_base + 100 * conf - 5 * c_index, "FP": 10, "FN": 20})
+    return rows
+
+
+def test_best_by_idsw_picks_the_minimum(tmp_path):
+    run_dir = write_run(tmp_path / "run", epochs=6)
+    write_sweep(run_dir / "tracking" / "sweep" / "sweep.csv", _sweep())
+    rows = best_sweep_rows(load_run(run_dir), "IDSW")
+    assert [(r["checkpoint"], r["conf"], r["IDSW"]) for r in rows] == [("epoch_2", 0.2, 30.0),
+                                                                       ("epoch_6", 0.2, 25.0)]
+    assert {r["conf"] for r in best_sweep_rows(load_run(run_dir), "MOTA")} == {0.6}
+
+
+def test_an_unknown_best_by_metric_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    run_dir = write_run(tmp_path / "run", epochs=3)
+    write_sweep(run_dir / "tracking" / "sweep" / "sweep.csv", _sweep())
+    with pytest.raises(UserError, match="unknown tracking metric 'idsw'.*MOTA, MOTP, IDF1"):
+        analyze_runs([run_dir], tmp_path / "out", best_by="idsw")
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(sys, "argv", ["analyze_runs.py", str(run_dir), "--best-by", "NOPE"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(REPO / "tools" / "analyze_runs.py"), run_name="__main__")
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and "IDSW" in err
+
+
+def test_val_and_test_sweeps_are_kept_apart_and_the_report_names_the_winners(tmp_path):
+    run_dir = write_run(tmp_path / "run", epochs=6)
+    write_sweep(run_dir / "tracking" / "val" / "sweep" / "sweep.csv", _sweep(idsw_base=10))
+    write_sweep(run_dir / "tracking" / "test" / "sweep" / "sweep.csv", _sweep(idsw_base=500))
+    result = analyze_runs([run_dir], tmp_path / "out", best_by="IDSW")
+    assert {(r["split"], r["IDSW"]) for r in result["tracking"]} == {
+        ("val", 30.0), ("val", 25.0), ("test", 520.0), ("test", 515.0)}
+    winners = {(w["split"], w["metric"]): w for w in result["tracking_winners"]}
+    assert set(winners) == {(split, m) for split in ("val", "test") for m in ("MOTA", "IDF1", "HOTA", "IDSW")}
+    assert (winners["val", "IDSW"]["epoch"], winners["val", "IDSW"]["conf"], winners["val", "IDSW"]["value"]) == (
+        6, 0.2, 25.0)
+    assert (winners["test", "MOTA"]["epoch"], winners["test", "MOTA"]["conf"]) == (6, 0.6)
+    md = Path(result["report_md"]).read_text()
+    assert "| run | val | IDSW (lowest) | 25 | 6 | epoch_6 | bytetrack | 0.2 |" in md
+    assert "| run | test | MOTA (highest) | 57 | 6 | epoch_6 | bytetrack | 0.6 |" in md
+    for split in ("val", "test"):
+        png = result["plots"][f"sweep run [{split}]"]
+        assert_real_png(png)
+        assert f"({Path(png).name})" in md
+
+
+def test_each_runs_events_are_marked_and_unreached_ones_are_planned(tmp_path):
+    stopped = load_run(write_run(tmp_path / "stopped", epochs=4, ipe=20, planned_epochs=10, no_aug_epochs=2))
+    done = load_run(write_run(tmp_path / "done", epochs=6, ipe=20))
+    fig, ax = plt.subplots()
+    assert mark_events(ax, stopped, "tab:blue", label_runs=True) == 2
+    assert mark_events(ax, done, "tab:orange", label_runs=True) == 2
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    assert texts == ["stopped: P1", "stopped: no-aug (planned)", "done: P1", "done: no-aug"]

@@ -39,6 +39,11 @@ def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
     report = out / "report"
     html = (report / "report.html").read_text()
     assert "src=\"data:image/png;base64," in html and "demo_pretrain" in html
+    analysis = json.loads((report / "analysis.json").read_text())
+    markdown = (report / "report.md").read_text()
+    assert "## Convergence" in markdown and "verdict" in markdown  # the verdicts are in the demo's report
+    assert all(analysis["runs"][name]["convergence"] for name in ("demo_pretrain", "demo"))
+    assert "oscillation_method" in analysis and "Which epoch and threshold win" in markdown
     pngs = list(report.rglob("*.png"))
     assert pngs
     for png in pngs:

@@ -15,6 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from yolox_finetune.analysis.convergence import Convergence
 from yolox_finetune.analysis.oscillation import OscillationStats
 from yolox_finetune.analysis.runs import Run
 from yolox_finetune.core.atomic_io import atomic_write_text
@@ -55,8 +58,14 @@ Block = Heading | Paragraph | Bullets | Table | Image
 
 
 def fmt(value: Any, spec: str = ".4g") -> str:
-    """A table cell: numbers formatted, None/NaN shown as a dash."""
-    return format_number(value, spec, missing=MISSING)
+    """A table cell: numbers formatted in plain notation (never 1e-05), None/NaN shown as a dash."""
+    text = format_number(value, spec, missing=MISSING)
+    if "e" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
+        digits = int(spec.strip("+.g") or 4) if spec.endswith("g") else 4
+        plain = np.format_float_positional(float(value), precision=digits, unique=False, fractional=False,
+                                           trim="-")
+        return ("+" + plain if spec.startswith("+") and value >= 0 else plain)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------- rendering
@@ -125,26 +134,28 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- content
-def oscillation_rows(overall: dict[str, OscillationStats]) -> tuple[tuple[str, ...], ...]:
+def oscillation_rows(overall: dict[str, OscillationStats],
+                     whole: dict[str, OscillationStats]) -> tuple[tuple[str, ...], ...]:
     return tuple(
-        (name, fmt(s.residual_rsd_pct, ".2f"), fmt(s.jump_share_pct, ".2f"), fmt(s.slope_per_1k, "+.4g"),
+        (name, fmt(s.residual_rsd_pct, ".2f"), fmt(whole[name].residual_rsd_pct, ".2f"), fmt(s.period_epochs, ".3g"),
+         fmt(s.period_images, ",.0f"), fmt(s.amplitude_pct, ".2f"), fmt(s.peak_share_pct, ".0f"),
+         fmt(s.window_epochs, ".3g"), f"{fmt(s.span_start, '.2f')} to {fmt(s.span_end, '.2f')}",
          fmt(s.mean_loss, ".4g"), str(s.points), str(s.dropped))
         for name, s in overall.items()
     )
 
 
-def per_epoch_rows(per_epoch: dict[str, dict[int, OscillationStats]]) -> tuple[tuple[str, ...], ...]:
+def per_epoch_rows(per_epoch: dict[str, dict[int, float]]) -> tuple[tuple[str, ...], ...]:
     epochs = sorted({e for stats in per_epoch.values() for e in stats})
-    rows = []
-    for epoch in epochs:
-        row = [str(epoch)]
-        for stats in per_epoch.values():
-            s = stats.get(epoch)
-            row.append(MISSING if s is None else
-                       f"{fmt(s.residual_rsd_pct, '.1f')} / {fmt(s.jump_share_pct, '.1f')} / "
-                       f"{fmt(s.slope_per_1k, '+.3g')}")
-        rows.append(tuple(row))
-    return tuple(rows)
+    return tuple((str(epoch), *(fmt(stats.get(epoch), ".2f") for stats in per_epoch.values())) for epoch in epochs)
+
+
+def convergence_rows(convergence: dict[str, Sequence[Convergence]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        (name, c.series, f"{fmt(c.from_epoch)} -> {fmt(c.to_epoch)}", fmt(c.start), fmt(c.end), fmt(c.change, "+.3g"),
+         f"[{fmt(c.ci_low, '+.3g')}, {fmt(c.ci_high, '+.3g')}]", fmt(c.relative_change_pct, "+.2f"), c.verdict)
+        for name, items in convergence.items() for c in items
+    )
 
 
 def val_map_rows(runs: Sequence[Run]) -> tuple[tuple[str, ...], ...]:
@@ -161,59 +172,95 @@ def val_map_rows(runs: Sequence[Run]) -> tuple[tuple[str, ...], ...]:
 
 def tracking_rows(tracking: Sequence[dict]) -> tuple[tuple[str, ...], ...]:
     return tuple(
-        (t["run"], t["checkpoint"], fmt(t["epoch"]), fmt(t["ap50_95"]), fmt(t["ap50"]), t["tracker"] or MISSING,
-         fmt(t["conf"], ".3g"), t.get("setting") or MISSING,
+        (t["run"], t["split"] or MISSING, t["checkpoint"], fmt(t["epoch"]), fmt(t["ap50_95"]), fmt(t["ap50"]),
+         t["tracker"] or MISSING, fmt(t["conf"], ".3g"), t.get("setting") or MISSING,
          *(fmt(t[m]) for m in ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")))
         for t in tracking
     )
 
 
-def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats],
-                 per_epoch: dict[str, dict[int, OscillationStats]], comparisons: Sequence[str],
-                 plots: dict[str, Path], tracking: Sequence[dict]) -> list[Block]:
+def winner_rows(winners: Sequence[dict]) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        (w["run"], w["split"] or MISSING, f"{w['metric']} ({w['direction']})", fmt(w["value"]), fmt(w["epoch"]),
+         w["checkpoint"], w["tracker"] or MISSING, fmt(w["conf"], ".3g"), w.get("setting") or MISSING)
+        for w in winners
+    )
+
+
+def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats], whole: dict[str, OscillationStats],
+                 per_epoch: dict[str, dict[int, float]], convergence: dict[str, Sequence[Convergence]],
+                 comparisons: Sequence[str], plots: dict[str, Path], tracking: Sequence[dict],
+                 winners: Sequence[dict], method: dict) -> list[Block]:
     """The report's content, in reading order."""
-    jump_pct = f"{next(iter(overall.values())).jump_fraction * 100:g}" if overall else "20"
+    reference = runs[0]
+    window_text = (f"{fmt(overall[reference.name].window_epochs, '.3g')} epochs of {reference.name}"
+                   + (f" = {fmt(method['window_images'], ',.0f')} images seen, the same number of images for every "
+                      f"run" if method.get("window_images") else ""))
+    span = method.get("span_epochs")
     blocks: list[Block] = [
         Paragraph(f"Generated {datetime.now():%Y-%m-%d %H:%M} by tools/analyze_runs.py. Reference run (the one the "
-                  f"others are compared with): {runs[0].name}."),
+                  f"others are compared with): {reference.name}. Common axis: {method['axis']} (plots show it as "
+                  f"epochs = images seen / images per epoch), never the global iteration."),
         Heading("Runs"),
-        Table(("run", "dir", "iteration records", "last global iter", "epochs logged", "plan.json", "sweep rows"),
-              tuple((r.name, str(r.run_dir), str(len(r.iters)),
-                     fmt(r.iters[-1]["global_iter"] if r.iters else None), str(len(r.epochs)),
-                     "yes" if r.plan else "no", str(len(r.sweep_rows))) for r in runs)),
+        Table(("run", "dir", "iteration records", "last epoch reached", "batch", "iters / epoch", "images / epoch",
+               "epochs logged", "plan.json", "sweep rows", "unreadable lines skipped"),
+              tuple((r.name, str(r.run_dir), str(len(r.iters)), fmt(r.last_epoch_position, ".2f"),
+                     fmt(r.batch_size), fmt(r.iters_per_epoch), fmt(r.images_per_epoch, ",.0f"), str(len(r.epochs)),
+                     "yes" if r.plan else "no", str(len(r.sweep_rows)), str(r.skipped_lines)) for r in runs)),
+        Heading("Convergence: change over the last epochs, 95 % interval, verdict"),
+        Paragraph(f"Change between epoch E-N and the last epoch E (N = {method['last_epochs']}, fewer when the run "
+                  f"is shorter). Training loss: epoch means, interval from the within-epoch scatter of the logged "
+                  f"points around the trend (corrected for autocorrelation). Validation loss and AP: one value per "
+                  f"epoch, interval from the epoch-to-epoch scatter (median absolute second difference). Verdict: "
+                  f"falling / rising when the interval excludes 0, else flat within noise; 'still' marks the "
+                  f"improving direction."),
+        Table(("run", "series", "epochs", "start", "end", "change", "95 % interval", "change %", "verdict"),
+              convergence_rows(convergence)),
         Heading("Oscillation of the total training loss"),
-        Paragraph(f"Trend: centred rolling median of the logged total loss. Residual RSD: root mean square of "
-                  f"(loss - trend) / trend (relative deviation around the trend). Jumps: share of logged steps "
-                  f"whose loss moved by more than {jump_pct}% of the previous logged value. Slope: least-squares "
-                  f"fit of the raw loss, per 1000 iterations (negative = still improving). Lower RSD and fewer jumps "
-                  f"mean smoother training."),
-        Table(("run", "residual RSD %", f"jumps >{jump_pct}% (%)", "slope / 1k iters", "mean loss", "points",
-               "dropped (non-finite)"), oscillation_rows(overall)),
+        Paragraph(f"Method: {method['method']}. Window W = {window_text}. "
+                  + (f"Compared over the same span of epochs, {fmt(span[0], '.2f')} to {fmt(span[1], '.2f')} (the "
+                     f"runs' overlap), with the same window in images seen. " if span else "")
+                  + "Lower RSD means smoother training; the peak share says how much of the residual is one "
+                    "periodic wave (white noise spreads evenly over the spectrum)."),
     ]
+    if method.get("notes"):
+        blocks.append(Bullets(tuple(method["notes"])))
+    blocks.append(Table(("run", "residual RSD %", "whole run RSD %", "dominant period (epochs)",
+                         "period (images)", "amplitude %", "peak share %", "window (epochs)", "span (epochs)",
+                         "mean loss", "points", "dropped (non-finite)"), oscillation_rows(overall, whole)))
     if comparisons:
         blocks.append(Bullets(tuple(comparisons)))
     blocks += [
-        Heading("Per epoch: residual RSD % / jumps % / slope per 1k iters", 3),
-        Table(("epoch", *overall), per_epoch_rows(per_epoch)),
+        Heading("Residual RSD % per epoch", 3),
+        Table(("epoch", *per_epoch), per_epoch_rows(per_epoch)),
         Heading("Validation mAP per epoch (AP50-95 / AP50)"),
         Table(("epoch", *(r.name for r in runs)), val_map_rows(runs))
         if any(r.epochs for r in runs) else Paragraph("No epoch records yet."),
     ]
+    if winners:
+        blocks += [
+            Heading("Which epoch and threshold win, by each headline metric"),
+            Paragraph("Over every row of each sweep (checkpoints x trackers x thresholds x settings), kept apart per "
+                      "split; IDSW picks the lowest value, the others the highest."),
+            Table(("run", "split", "metric", "value", "epoch", "checkpoint", "tracker", "conf", "tracker setting"),
+                  winner_rows(winners)),
+        ]
     if tracking:
         blocks += [
             Heading("Tracking quality per checkpoint (best conf-sweep row) next to val mAP"),
-            Paragraph(f"For each checkpoint and tracker, the sweep row with the highest {tracking[0]['best_by']} "
+            Paragraph(f"For each split, checkpoint and tracker, the sweep row that is best by {tracking[0]['best_by']} "
                       f"(over confidence thresholds and tracker-grid settings). "
                       f"The epoch is read from the checkpoint name (epoch_N, best, latest, last_mosaic_epoch)."),
-            Table(("run", "checkpoint", "epoch", "AP50-95", "AP50", "tracker", "conf", "tracker setting", "MOTA",
-                   "IDF1", "HOTA", "IDSW", "FP", "FN"), tracking_rows(tracking)),
+            Table(("run", "split", "checkpoint", "epoch", "AP50-95", "AP50", "tracker", "conf", "tracker setting",
+                   "MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN"), tracking_rows(tracking)),
         ]
     captions = {
-        "losses": "Loss components per logged iteration: raw (faint) and centred rolling median (solid); last panel: "
-                  "residual of the total loss around its trend, in percent.",
-        "lr": "Learning rate per parameter group; dashed: phase starts (P<n>), red dotted: no-aug start.",
-        "validation": "Validation loss and mAP per epoch.",
-        "oscillation": "Oscillation of the total loss per epoch.",
+        "losses": "Loss components per epoch: raw (faint) and trend (solid), one colour per run; last panel: "
+                  "relative residual of the total loss around its trend. Dashed: phase starts, dotted: no-aug start, "
+                  "in each run's colour ('planned' when the run has not reached it).",
+        "lr": "Learning rate per parameter group (log axis); dashed: phase starts, dotted: no-aug start.",
+        "validation": "Validation loss and mAP per epoch; a missing epoch is a break in the line.",
+        "oscillation": "Residual RSD of the total loss per epoch.",
     }
     blocks.append(Heading("Plots"))
     for key, path in plots.items():
@@ -221,17 +268,21 @@ def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats],
         if key.startswith("plan "):
             caption = (f"Planned schedule of {key[5:]} (plan.json): LR per group, phase starts, warmup end, no-aug "
                        f"start, and which groups train when.")
+        elif key.startswith("sweep "):
+            caption = f"MOTA and IDSW against the confidence threshold, {key[6:]}; stars: the winning thresholds."
         blocks.append(Image(Path(path), caption))
     return blocks
 
 
 def write_report(out_dir: Path, runs: Sequence[Run], overall: dict[str, OscillationStats],
-                 per_epoch: dict[str, dict[int, OscillationStats]], comparisons: Sequence[str],
-                 plots: dict[str, Path], tracking: Sequence[dict]) -> tuple[Path, Path]:
+                 whole: dict[str, OscillationStats], per_epoch: dict[str, dict[int, float]],
+                 convergence: dict[str, Sequence[Convergence]], comparisons: Sequence[str], plots: dict[str, Path],
+                 tracking: Sequence[dict], winners: Sequence[dict], method: dict) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically) and return their paths."""
     out_dir = Path(out_dir)
     title = "Training analysis: " + " vs ".join(r.name for r in runs)
-    blocks = build_blocks(runs, overall, per_epoch, comparisons, plots, tracking)
+    blocks = build_blocks(runs, overall, whole, per_epoch, convergence, comparisons, plots, tracking, winners,
+                          method)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, render_markdown(title, blocks, out_dir))
     atomic_write_text(html_path, render_html(title, blocks))

@@ -22,11 +22,15 @@ from loguru import logger
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS
 from yolox_finetune.core.run_files import METRICS_FILE, PLAN_FILE
-from yolox_finetune.mot.clear import METRIC_NAMES
+from yolox_finetune.mot.clear import LOWER_IS_BETTER, METRIC_NAMES
 
 #: sweep metrics where higher is better, in the order used to pick the "best" row when --best-by is absent.
 SWEEP_METRICS: tuple[str, ...] = ("MOTA", "HOTA", "IDF1")
 SWEEP_COLUMNS_SHOWN: tuple[str, ...] = ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")
+#: the metrics the report names a winning epoch and threshold for.
+HEADLINE_METRICS: tuple[str, ...] = ("MOTA", "IDF1", "HOTA", "IDSW")
+#: folder names that say which split a sweep was run on.
+_SPLIT_NAMES = ("train", "val", "test", "mini_train", "mini_val", "trainval")
 
 
 
@@ -63,6 +67,48 @@ class Run:
         if self.plan and isinstance(self.plan.get("iters_per_epoch"), int):
             return self.plan["iters_per_epoch"]
         return None
+
+    @property
+    def batch_size(self) -> int | None:
+        """Images per iteration: plan.json's batch_size (what the trainer writes), else an iteration record's."""
+        if self.plan and _positive_int(self.plan.get("batch_size")):
+            return int(self.plan["batch_size"])
+        return next((int(r["batch_size"]) for r in self.iters if _positive_int(r.get("batch_size"))), None)
+
+    @property
+    def images_per_epoch(self) -> int | None:
+        """Images seen per epoch (iters_per_epoch x batch size); None when either is unknown."""
+        ipe, batch = self.iters_per_epoch, self.batch_size
+        return ipe * batch if ipe and batch else None
+
+    def _axis_ipe(self) -> float:
+        """Iterations per epoch for the epoch axis; without any record of it, the last iteration / last epoch."""
+        if self.iters_per_epoch:
+            return float(self.iters_per_epoch)
+        if self.iters:
+            return max(1.0, float(self.iters[-1]["global_iter"]) / max(1, int(self.iters[-1]["epoch"])))
+        return 1.0
+
+    def to_epochs(self, global_iter: float | np.ndarray) -> float | np.ndarray:
+        """Position on the common axis: epochs done (= images seen / images per epoch) after ``global_iter``."""
+        return global_iter / self._axis_ipe()
+
+    @property
+    def epoch_axis(self) -> np.ndarray:
+        """Each iteration record's position in epochs (global_iter / iters_per_epoch): the axis runs share."""
+        return self.to_epochs(self.global_iters)
+
+    @property
+    def last_epoch_position(self) -> float:
+        return float(self.epoch_axis[-1]) if self.iters else float(self.epochs[-1]["epoch"]) if self.epochs else 0.0
+
+    def events(self) -> list[tuple[float, str]]:
+        """Schedule events on the epoch axis: ``(epoch, label)`` for each phase start and the no-aug start."""
+        events = [(float(self.to_epochs(g)), f"P{phase}") for g, phase in self.phase_starts()]
+        no_aug = self.no_aug_start()
+        if no_aug is not None:
+            events.append((float(self.to_epochs(no_aug)), "no-aug"))
+        return sorted(events)
 
     def lr_groups(self) -> list[str]:
         seen = {g for r in self.iters if isinstance(r.get("lr"), dict) for g in r["lr"]}
@@ -126,6 +172,10 @@ class Run:
             return max(mosaic_epochs) if mosaic_epochs else None
         mosaic_epochs = [r["epoch"] for r in self.iters if r.get("mosaic")]
         return max(mosaic_epochs) if mosaic_epochs else None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def as_number(value: Any) -> float:
@@ -230,8 +280,20 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
 
 
 # ---------------------------------------------------------------------------------------------------- sweeps
+def _sweep_split(path: Path, run_dir: Path, table: list[dict]) -> str:
+    """Which split a sweep file is about: its ``split`` column, else a folder named like a split, else the folder
+    it lies in (relative to the run dir), so that val and test sweeps are never pooled."""
+    splits = {str(row.get("split")) for row in table if row.get("split")}
+    if len(splits) == 1:
+        return splits.pop()
+    relative = path.parent.relative_to(run_dir)
+    named = [part for part in relative.parts if part in _SPLIT_NAMES]
+    return named[-1] if named else relative.as_posix()
+
+
 def load_sweep_rows(run_dir: Path) -> list[dict]:
-    """Rows of every ``sweep.csv`` under ``run_dir`` (numbers parsed), each with its ``source`` file."""
+    """Rows of every ``sweep.csv`` under ``run_dir`` (numbers parsed), each with its ``source`` file and
+    ``split`` (see :func:`_sweep_split`)."""
     rows: list[dict] = []
     for path in sorted(run_dir.rglob("sweep.csv")):
         try:
@@ -243,6 +305,7 @@ def load_sweep_rows(run_dir: Path) -> list[dict]:
         if table and "checkpoint" not in table[0]:
             logger.warning(f"{path}: no 'checkpoint' column; skipped (expected checkpoint, tracker, conf, MOTA, ...)")
             continue
+        split = _sweep_split(path, run_dir, table)
         for row in table:
             parsed: dict[str, Any] = {"source": str(path)}
             for key, value in row.items():
@@ -252,8 +315,21 @@ def load_sweep_rows(run_dir: Path) -> list[dict]:
                     parsed[key] = float(value)
                 except (TypeError, ValueError):
                     parsed[key] = value
+            parsed["split"] = split if not row.get("split") else str(row["split"])
             rows.append(parsed)
     return rows
+
+
+def check_metric(name: str | None) -> str | None:
+    """``name`` if it is a tracking metric (exact spelling, as in the sweep.csv header); else one clear error."""
+    if name is not None and name not in METRIC_NAMES:
+        raise UserError(f"unknown tracking metric {name!r} for --best-by; use one of {', '.join(METRIC_NAMES)}")
+    return name
+
+
+def better(metric: str, value: float, other: float) -> bool:
+    """Is ``value`` better than ``other`` for ``metric`` (lower for IDSW, FP, FN, ..., higher otherwise)?"""
+    return value < other if metric in LOWER_IS_BETTER else value > other
 
 
 def checkpoint_epoch(run: Run, checkpoint: str) -> int | None:
@@ -279,40 +355,69 @@ def checkpoint_epoch(run: Run, checkpoint: str) -> int | None:
 
 def _grid_setting(row: dict) -> str:
     """Tracker-grid values of a sweep row (columns neither identity nor metrics), e.g. 'track_buffer=60'."""
-    skip = {"checkpoint", "tracker", "conf", "source", *METRIC_NAMES}
+    skip = {"checkpoint", "tracker", "conf", "source", "split", *METRIC_NAMES}
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in row.items() if k not in skip and v not in ("", None))
 
 
 def best_sweep_rows(run: Run, best_by: str | None = None) -> list[dict]:
-    """Per (checkpoint, tracker): the sweep row with the highest ``best_by`` metric (default: first of MOTA, HOTA,
-    IDF1 present), with the checkpoint's epoch and its val mAP attached."""
+    """Per (split, checkpoint, tracker): the sweep row that is best by ``best_by`` (default: first of MOTA, HOTA,
+    IDF1 present; the minimum for lower-is-better metrics such as IDSW), with the checkpoint's epoch and its val
+    mAP attached."""
+    check_metric(best_by)
     if not run.sweep_rows:
         return []
     metric = best_by or next((m for m in SWEEP_METRICS if any(m in r for r in run.sweep_rows)), None)
     if metric is None:
         logger.warning(f"{run.name}: sweep.csv has none of {', '.join(SWEEP_METRICS)}; no tracking table")
         return []
-    groups: dict[tuple[str, str], dict] = {}
+    groups: dict[tuple[str, str, str], dict] = {}
     for row in run.sweep_rows:
         value = as_number(row.get(metric))
         if not math.isfinite(value):
             continue
-        key = (str(row.get("checkpoint")), str(row.get("tracker", "")))
-        if key not in groups or value > as_number(groups[key].get(metric)):
+        key = (str(row.get("split", "")), str(row.get("checkpoint")), str(row.get("tracker", "")))
+        if key not in groups or better(metric, value, as_number(groups[key].get(metric))):
             groups[key] = row
-    result = []
-    for (checkpoint, tracker), row in groups.items():
-        epoch = checkpoint_epoch(run, checkpoint)
-        result.append({
-            "run": run.name, "checkpoint": Path(checkpoint).name, "epoch": epoch, "tracker": tracker,
-            "best_by": metric, "conf": as_number(row.get("conf")), "setting": _grid_setting(row),
-            "ap50_95": run.epoch_value(epoch, "ap50_95") if epoch else math.nan,
-            "ap50": run.epoch_value(epoch, "ap50") if epoch else math.nan,
-            **{m: as_number(row.get(m)) for m in SWEEP_COLUMNS_SHOWN},
-        })
-    result.sort(key=lambda r: (r["epoch"] if r["epoch"] is not None else 10**9, r["checkpoint"], r["tracker"]))
+    if not groups:
+        logger.warning(f"{run.name}: no sweep row has a {metric} value; no tracking table")
+    result = [_tracking_row(run, row, metric) for row in groups.values()]
+    result.sort(key=lambda r: (r["split"], r["epoch"] if r["epoch"] is not None else 10**9, r["checkpoint"],
+                               r["tracker"]))
     return result
+
+
+def _tracking_row(run: Run, row: dict, metric: str) -> dict:
+    checkpoint = str(row.get("checkpoint"))
+    epoch = checkpoint_epoch(run, checkpoint)
+    return {
+        "run": run.name, "split": str(row.get("split", "")), "checkpoint": Path(checkpoint).name, "epoch": epoch,
+        "tracker": str(row.get("tracker", "")), "best_by": metric, "conf": as_number(row.get("conf")),
+        "setting": _grid_setting(row),
+        "ap50_95": run.epoch_value(epoch, "ap50_95") if epoch else math.nan,
+        "ap50": run.epoch_value(epoch, "ap50") if epoch else math.nan,
+        **{m: as_number(row.get(m)) for m in SWEEP_COLUMNS_SHOWN},
+    }
+
+
+def sweep_winners(run: Run, metrics: Sequence[str] = HEADLINE_METRICS) -> list[dict]:
+    """Per split and headline metric: the (epoch, tracker, threshold, setting) that wins over the whole sweep,
+    by the metric's own direction."""
+    winners = []
+    for split in sorted({str(r.get("split", "")) for r in run.sweep_rows}):
+        rows = [r for r in run.sweep_rows if str(r.get("split", "")) == split]
+        for metric in metrics:
+            scored = [r for r in rows if math.isfinite(as_number(r.get(metric)))]
+            if not scored:
+                continue
+            best = scored[0]
+            for row in scored[1:]:
+                if better(metric, as_number(row.get(metric)), as_number(best.get(metric))):
+                    best = row
+            winners.append({**_tracking_row(run, best, metric), "metric": metric,
+                            "value": as_number(best.get(metric)),
+                            "direction": "lowest" if metric in LOWER_IS_BETTER else "highest"})
+    return winners
 
 
 def plan_no_aug_start(plan: dict) -> float | None:
