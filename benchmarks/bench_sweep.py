@@ -2,7 +2,7 @@
 (150 sequences x 40 frames, ~35,000 boxes, seeded). Target: under 60 s on 2 cores.
 
 Also times the evaluator alone against motmetrics' own accumulator + metrics on the same sequences (the numbers
-are equal, tests/test_evaluation.py proves it; this shows why the evaluator replays motmetrics' logic on arrays).
+are equal, tests/mot/test_evaluate.py proves it; this shows why the evaluator replays motmetrics' logic on arrays).
 
     python benchmarks/bench_sweep.py [--sequences 150] [--jobs 2]
 """
