@@ -10,8 +10,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from loguru import logger
+from nuscenes.utils.geometry_utils import view_points
+from pyquaternion import Quaternion
 
 from yolox_finetune.nuscenes.synthetic.generate import SYNTHETIC_VERSION as VERSION
 from yolox_finetune.nuscenes.synthetic.generate import make_synthetic_nuscenes
@@ -74,3 +77,25 @@ def warnings_log():
     sink = logger.add(lambda message: messages.append(message.record["message"]), level="WARNING")
     yield messages
     logger.remove(sink)
+
+
+def _devkit_pixels(nusc, sample_data_token: str, annotation_token: str) -> np.ndarray:
+    """(N, 2) pixel positions of a box's corners in front of the camera, by the devkit's own steps
+    (global -> ego -> camera with its Box methods, then view_points): the reference our projection is checked on."""
+    record = nusc.get("sample_data", sample_data_token)
+    calibration = nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
+    pose = nusc.get("ego_pose", record["ego_pose_token"])
+    box = nusc.get_box(annotation_token)
+    box.translate(-np.array(pose["translation"]))
+    box.rotate(Quaternion(pose["rotation"]).inverse)
+    box.translate(-np.array(calibration["translation"]))
+    box.rotate(Quaternion(calibration["rotation"]).inverse)
+    corners = box.corners()
+    corners = corners[:, corners[2, :] > 0]
+    return view_points(corners, np.array(calibration["camera_intrinsic"]), True)[:2].T
+
+
+@pytest.fixture()
+def devkit_pixels():
+    """``devkit_pixels(nusc, sample_data_token, annotation_token)`` -> the devkit's corner pixels (N, 2)."""
+    return _devkit_pixels

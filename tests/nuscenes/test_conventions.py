@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import trackeval
 from nuscenes.nuscenes import NuScenes
-from nuscenes.utils.geometry_utils import view_points
 from nuscenes.utils.splits import create_splits_scenes
-from pyquaternion import Quaternion
 
 from yolox_finetune.core.classes import CLASS_IDS, CLASS_NAMES
 from yolox_finetune.core.errors import UserError
@@ -127,26 +125,15 @@ def test_ignore_dropped_writes_lookalike_categories_as_ignore_entries(both_visib
         assert not any(a["nusc_category"] == "vehicle.construction" for a in coco["annotations"])
 
 
-def _devkit_in_image_fraction(nusc: NuScenes, sample_data_token: str, annotation_token: str,
-                              clipped: list[float]) -> float:
+def _in_image_fraction(points, clipped: list[float]) -> float:
     """Clipped box area over the area of the devkit's unclipped projection of the in-front corners."""
-    record = nusc.get("sample_data", sample_data_token)
-    calibration = nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
-    pose = nusc.get("ego_pose", record["ego_pose_token"])
-    box = nusc.get_box(annotation_token)
-    box.translate(-np.array(pose["translation"]))
-    box.rotate(Quaternion(pose["rotation"]).inverse)
-    box.translate(-np.array(calibration["translation"]))
-    box.rotate(Quaternion(calibration["rotation"]).inverse)
-    corners = box.corners()
-    corners = corners[:, corners[2, :] > 0]
-    points = view_points(corners, np.array(calibration["camera_intrinsic"]), True)[:2]
-    full = (points[0].max() - points[0].min()) * (points[1].max() - points[1].min())
+    full = (points[:, 0].max() - points[:, 0].min()) * (points[:, 1].max() - points[:, 1].min())
     x, y, w, h = clipped
     return w * h / full
 
 
-def test_visibility_column_is_the_share_of_the_projection_inside_the_image(both_visibilities, synthetic_root):
+def test_visibility_column_is_the_share_of_the_projection_inside_the_image(both_visibilities, synthetic_root,
+                                                                           devkit_pixels):
     everything, _, _ = both_visibilities
     nusc = NuScenes(version=VERSION, dataroot=str(synthetic_root), verbose=False)
     gts = _gt_of(everything)
@@ -159,8 +146,8 @@ def test_visibility_column_is_the_share_of_the_projection_inside_the_image(both_
             row = np.flatnonzero((gt.frame == im["frame_index"]) & (gt.track_id == ann["track_id"]))
             assert len(row) == 1
             written = float(gt.visibility[row[0]])
-            expected = _devkit_in_image_fraction(nusc, im["sample_data_token"], ann["sample_annotation_token"],
-                                                 ann["bbox"])
+            pixels = devkit_pixels(nusc, im["sample_data_token"], ann["sample_annotation_token"])
+            expected = _in_image_fraction(pixels, ann["bbox"])
             assert written == pytest.approx(expected, abs=1e-3)
             x, y, w, h = ann["bbox"]
             inside = x > 0 and y > 0 and x + w < im["width"] and y + h < im["height"]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from nuscenes.nuscenes import NuScenes
 from nuscenes.scripts import export_2d_annotations_as_json as devkit_export
-from nuscenes.utils.geometry_utils import view_points
 from pyquaternion import Quaternion
 
 from yolox_finetune.nuscenes.convert import build_scene_jobs, reproject_scene
@@ -98,23 +97,14 @@ def test_degenerate_hull_is_skipped_and_counted(native_size_root, tmp_path):
     assert max(np.abs(np.subtract(ours[key], reference[key])).max() for key in reference) < 0.01
 
 
-def test_small_images_clip_to_their_own_canvas(synthetic_root):
+def test_small_images_clip_to_their_own_canvas(synthetic_root, devkit_pixels):
     """At 320x180 the devkit's steps with the image's canvas (post_process_coords imsize) give our boxes."""
     nusc = NuScenes(version=VERSION, dataroot=str(synthetic_root), verbose=False)
     ours, _ = converter_boxes(synthetic_root)
     checked = 0
     for (sd_token, ann_token), box in ours.items():
         sd = nusc.get("sample_data", sd_token)
-        calib = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-        pose = nusc.get("ego_pose", sd["ego_pose_token"])
-        devkit_box = nusc.get_box(ann_token)
-        devkit_box.translate(-np.array(pose["translation"]))
-        devkit_box.rotate(Quaternion(pose["rotation"]).inverse)
-        devkit_box.translate(-np.array(calib["translation"]))
-        devkit_box.rotate(Quaternion(calib["rotation"]).inverse)
-        corners = devkit_box.corners()
-        corners = corners[:, corners[2] > 0]
-        pixels = view_points(corners, np.array(calib["camera_intrinsic"]), True).T[:, :2].tolist()
+        pixels = devkit_pixels(nusc, sd_token, ann_token).tolist()
         expected = devkit_export.post_process_coords(pixels, imsize=(sd["width"], sd["height"]))
         assert np.abs(np.subtract(box, expected)).max() < 0.01
         assert 0 <= box[0] < box[2] <= sd["width"] and 0 <= box[1] < box[3] <= sd["height"]

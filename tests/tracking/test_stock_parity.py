@@ -95,7 +95,7 @@ def stock_model(exp_file: Path, ckpt: Path) -> tuple[object, torch.nn.Module]:
     """The model as stock tools/demo.py and tools/eval.py build it: get_model, load_state_dict(ckpt["model"])."""
     exp = load_exp(exp_file)
     model = exp.get_model()
-    model.load_state_dict(torch.load(ckpt, map_location="cpu")["model"])
+    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
     return exp, model.eval()
 
 
