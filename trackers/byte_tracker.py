@@ -42,6 +42,10 @@ class ByteTracker:
         self.frame_rate = float(frame_rate)
         #: frames a lost track survives at this sequence's frame rate.
         self.max_time_lost = self.config.buffer_frames(self.frame_rate)
+        #: a lost track is removed once ``frame - last hit`` exceeds this. The reference code checks only tracks
+        #: lost before this frame and applies its removal list a frame late, hence the longer limit there.
+        self._lost_limit = self.max_time_lost if self.config.strict_removal else max(self.max_time_lost, 1) + 1
+        self._late_removal = not self.config.strict_removal
         self.kalman = self.kalman_class()
         self.reset()
 
@@ -74,14 +78,14 @@ class ByteTracker:
     def update(self, detections: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         """Feed one frame's detections (N, 6) [x1, y1, x2, y2, score, class_id]; the BGR image is used only by
         trackers that look at pixels. Returns (M, 7) rows [x1, y1, x2, y2, track_id, score, class_id] for the
-        confirmed tracks matched in this frame."""
+        confirmed tracks matched in this frame (and the tracks born in it, with ``report_unconfirmed``)."""
         dets = _check_detections(detections)
         self.frame_id += 1
         frame = self.frame_id
         cfg = self.config
         boxes, scores, classes = dets[:, :4], dets[:, 4], dets[:, 5].astype(np.int64)
 
-        high = np.flatnonzero(scores >= cfg.track_thresh)
+        high = np.flatnonzero(scores >= cfg.track_thresh if cfg.track_thresh_inclusive else scores > cfg.track_thresh)
         low = np.flatnonzero((scores > cfg.low_thresh) & (scores < cfg.track_thresh))
         embeddings = self._embed(image, boxes[high]) if len(high) else None
         det_features = None
@@ -93,7 +97,8 @@ class ByteTracker:
         unconfirmed = [t for t in self.tracked if not t.is_activated]
         pool = confirmed + self.lost
         existing = pool + unconfirmed
-        self._predict(existing)
+        # tracks born last frame are at rest (zero velocity) and, as in the reference code, not predicted
+        self._predict(pool)
         self._compensate_motion(existing, image, boxes)
         existing_boxes = self.track_boxes(existing)  # predicted boxes, shared by the three rounds
 
@@ -115,7 +120,9 @@ class ByteTracker:
         )
         updates += [(still_tracked[r], low[c]) for r, c in matches]
         for i in lone_tracks:
-            still_tracked[i].state = TrackState.LOST
+            track = still_tracked[i]
+            # reference bookkeeping: a track found again after its buffer ran out stays on the removed list
+            track.state = TrackState.REMOVED if track.outlived_buffer else TrackState.LOST
 
         # (3) tracks born last frame <-> remaining high-score detections: confirm or drop
         remaining_high = high[lone_high]
@@ -134,7 +141,7 @@ class ByteTracker:
         births = births[scores[births] >= cfg.effective_new_track_thresh]
         born = self._start_tracks(births, boxes, scores, classes, det_features)
         for track in existing:
-            if track.state == TrackState.LOST and frame - track.end_frame > self.max_time_lost:
+            if track.state == TrackState.LOST and frame - track.end_frame > self._lost_limit:
                 track.state = TrackState.REMOVED
 
         everything = existing + born
@@ -151,7 +158,7 @@ class ByteTracker:
         """Match tracks to the detections ``det_indices``; primary rounds fuse scores and appearance."""
         if not tracks or len(det_indices) == 0:
             return np.empty((0, 2), dtype=int), np.arange(len(tracks)), np.arange(len(det_indices))
-        iou_cost = iou_distance(track_boxes, boxes[det_indices])
+        iou_cost = iou_distance(track_boxes, boxes[det_indices], self.config.iou_plus_one)
         cost = iou_cost
         if primary:
             if self.config.fuse_score:
@@ -191,6 +198,8 @@ class ByteTracker:
         frame = self.frame_id
         for track, mean, cov, d in zip(tracks, means, covs, det_idx):
             track.mean, track.covariance = mean, cov
+            if self._late_removal and frame - track.end_frame > self._lost_limit:
+                track.outlived_buffer = True
             track.mark_hit(float(scores[d]), int(classes[d]), frame)
         if det_features is not None:  # only high-score detections were embedded
             confident = scores[det_idx] >= self.config.track_thresh
@@ -215,17 +224,20 @@ class ByteTracker:
         return born
 
     def _drop_duplicates(self) -> np.ndarray:
-        """A lost track and a tracked one on the same object: keep the older (it has the id the object had).
+        """A lost track and a tracked one on the same object: keep the one followed for more frames (last hit minus
+        first frame), as the reference code does; on a tie the lost one. Judging by age instead would let an old
+        track, lost long ago, take over a newer track that walked onto its last position (a miss and an id switch).
         Returns the boxes of the tracked tracks that remain."""
         tracked_boxes = self.track_boxes(self.tracked)
         if not self.tracked or not self.lost:
             return tracked_boxes
-        cost = iou_distance(tracked_boxes, self.track_boxes(self.lost))
+        cost = iou_distance(tracked_boxes, self.track_boxes(self.lost), self.config.iou_plus_one)
         drop_tracked, drop_lost = set(), set()
         for i, j in zip(*np.nonzero(cost < self.config.duplicate_thresh)):
-            if self.config.class_aware and self.tracked[i].class_id != self.lost[j].class_id:
+            tracked, lost = self.tracked[i], self.lost[j]
+            if self.config.class_aware and tracked.class_id != lost.class_id:
                 continue
-            if self.tracked[i].start_frame <= self.lost[j].start_frame:
+            if tracked.end_frame - tracked.start_frame > lost.end_frame - lost.start_frame:
                 drop_lost.add(j)
             else:
                 drop_tracked.add(i)
@@ -241,7 +253,10 @@ class ByteTracker:
         return tracked_boxes[keep]
 
     def _output_rows(self, tracked_boxes: np.ndarray) -> np.ndarray:
-        reported = [k for k, t in enumerate(self.tracked) if t.is_activated]
+        if self.config.report_unconfirmed:
+            reported = list(range(len(self.tracked)))
+        else:
+            reported = [k for k, t in enumerate(self.tracked) if t.is_activated]
         if not reported:
             return np.zeros((0, len(OUTPUT_COLUMNS)))
         rows = np.empty((len(reported), len(OUTPUT_COLUMNS)))

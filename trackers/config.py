@@ -6,9 +6,10 @@ and raises TrackerError; ``dataclasses.replace(config, match_thresh=0.7)`` gives
 Everything else is derived from these classes, so a new field is a new option everywhere: the command-line flags
 of the tracking tools, the value types of sweep grids, and the YAML files of ``load_config`` / ``save_config``.
 
-Defaults follow the ByteTrack and BoT-SORT papers' public code, except where nuScenes needs otherwise (class-aware
-association on, the pedestrian aspect-ratio filter off: on nuScenes it would delete wide cars). A starting file
-with every default: ``python -m trackers bytetrack > my_tracker.yaml``.
+Defaults follow the ByteTrack and BoT-SORT papers' public code, except for a few deliberate differences, each with
+an option that restores the reference (docs/trackers.md lists them with their reasons; ``Config.reference()`` or
+``python -m trackers botsort --reference`` gives the reference rules). A starting file with every default:
+``python -m trackers bytetrack > my_tracker.yaml``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class TrackerConfig:
     )
     #: options that take one of a few words: option -> the words.
     choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: the options that make the update rules those of the reference code (docs/trackers.md lists every
+    #: difference); ``reference()`` applies them.
+    reference_options: ClassVar[Mapping[str, Any]] = {
+        "class_aware": False, "track_thresh_inclusive": False, "strict_removal": False, "report_unconfirmed": False,
+        "iou_plus_one": True,
+    }
 
     #: detections at or above this score take part in the first association.
     track_thresh: float = 0.5
@@ -77,8 +84,21 @@ class TrackerConfig:
     second_match_thresh: float = 0.5
     #: 1 - IoU cost accepted when confirming a track that was born on the previous frame.
     unconfirmed_match_thresh: float = 0.7
-    #: a lost and a tracked track closer than this 1 - IoU cost are duplicates: the younger one is dropped.
+    #: a lost and a tracked track closer than this 1 - IoU cost are duplicates: the one followed for fewer frames
+    #: (last hit - first frame) is dropped; on a tie the lost one is kept.
     duplicate_thresh: float = 0.15
+    #: a detection scoring exactly ``track_thresh`` is a high-score one; false: the reference code's rule, where
+    #: high means above ``track_thresh`` and low means below it, so such a detection is ignored.
+    track_thresh_inclusive: bool = True
+    #: also report tracks born on this frame, before a second hit confirms them (the reference BoT-SORT does);
+    #: false: confirmed tracks only, as ByteTrack and Ultralytics' BoT-SORT (a track seen once may be a false alarm).
+    report_unconfirmed: bool = False
+    #: a lost track is removed on the first frame past its buffer; false: the reference code's bookkeeping, which
+    #: keeps it (and lets it be found again) one frame longer, and drops it at once when it is lost after that.
+    strict_removal: bool = True
+    #: IoU with boxes one pixel larger (width = x2 - x1 + 1), cython_bbox's convention in the reference code;
+    #: false: IoU of the boxes as given, like Ultralytics and the evaluators (the +1 matters most for small boxes).
+    iou_plus_one: bool = False
 
     def __post_init__(self) -> None:
         for spec in _value_types(type(self)).values():
@@ -120,6 +140,11 @@ class TrackerConfig:
             raise TrackerError(f"{name} option track_buffer={self.track_buffer} is negative; pass 0 or more frames")
         if self.min_box_area < 0 or self.aspect_ratio_thresh < 0:
             raise TrackerError(f"{name} options min_box_area and aspect_ratio_thresh must be >= 0 (0 turns them off)")
+
+    @classmethod
+    def reference(cls, **overrides: Any) -> TrackerConfig:
+        """Defaults with the reference code's update rules (``reference_options``), then ``overrides``."""
+        return cls(**{**cls.reference_options, **overrides})
 
     @property
     def effective_new_track_thresh(self) -> float:
@@ -165,6 +190,7 @@ class BoTSORTConfig(TrackerConfig):
         "proximity_thresh", "appearance_thresh", "feature_momentum",
     )
     choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cmc": CMC_METHODS}
+    reference_options: ClassVar[Mapping[str, Any]] = {**TrackerConfig.reference_options, "report_unconfirmed": True}
 
     track_thresh: float = 0.6
     new_track_thresh: float | None = 0.7

@@ -16,12 +16,16 @@ except ImportError:  # pragma: no cover - exercised through use_lap=False in the
 GATED_COST = 1e5
 
 
-def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes: (N, 4) x (M, 4) -> (N, M)."""
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray, plus_one: bool = False) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes: (N, 4) x (M, 4) -> (N, M). ``plus_one``: the pixel-inclusive convention of
+    cython_bbox, which the reference ByteTrack and BoT-SORT use (width = x2 - x1 + 1)."""
     boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return np.zeros((len(boxes_a), len(boxes_b)))
+    if plus_one:  # one pixel more on the far corners gives the +1 in both the sizes and the overlap
+        boxes_a = np.concatenate([boxes_a[:, :2], boxes_a[:, 2:] + 1.0], axis=1)
+        boxes_b = np.concatenate([boxes_b[:, :2], boxes_b[:, 2:] + 1.0], axis=1)
     top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
     bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
     overlap = np.maximum(bottom_right - top_left, 0.0)
@@ -32,9 +36,9 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-12)
 
 
-def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray, plus_one: bool = False) -> np.ndarray:
     """1 - IoU, the motion cost of both trackers."""
-    return 1.0 - iou_matrix(boxes_a, boxes_b)
+    return 1.0 - iou_matrix(boxes_a, boxes_b, plus_one)
 
 
 def fuse_score(cost: np.ndarray, det_scores: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ class Track:
 
     __slots__ = (
         "track_id", "mean", "covariance", "state", "is_activated", "score", "class_id", "start_frame", "end_frame",
-        "hits", "feature",
+        "hits", "feature", "outlived_buffer",
     )
 
     def __init__(
@@ -42,6 +42,9 @@ class Track:
         self.hits = 1
         #: running average of appearance embeddings (BoT-SORT with ReID), L2-normalised.
         self.feature: np.ndarray | None = None
+        #: found again in the extra frame that ``strict_removal=False`` grants after the buffer: the reference code
+        #: has already listed it as removed, so it is removed as soon as it is lost again.
+        self.outlived_buffer = False
 
     def mark_hit(self, score: float, class_id: int, frame: int) -> None:
         """Bookkeeping for a matched detection (the Kalman correction is applied by the tracker in a batch)."""

@@ -142,6 +142,12 @@ def test_python_m_trackers_prints_loadable_defaults(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "trackers", "sort"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown tracker 'sort'")
+    proc = subprocess.run([sys.executable, "-m", "trackers", "botsort", "--reference"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "reference.yaml").write_text(proc.stdout)
+    assert load_config(tmp_path / "reference.yaml") == {"botsort": BoTSORTConfig.reference()}
+    assert "report_unconfirmed: true" in proc.stdout and "class_aware: false" in proc.stdout
 
 
 def test_identity_warp_helper():

@@ -228,3 +228,41 @@ def test_defaults_are_the_published_ones():
     assert byte.track_buffer == bot.track_buffer == 30 and bot.cmc == "sparseOptFlow"
     assert byte.class_aware and bot.class_aware and byte.aspect_ratio_thresh == bot.aspect_ratio_thresh == 0
     assert make_tracker("botsort").reid_encoder is None  # appearance is opt-in
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_a_newer_track_walking_onto_a_lost_track_keeps_its_id(name):
+    # A stands at x=500 for frames 1-7, then is gone; B, born on frame 3, walks right at 4 px a frame and passes
+    # A's last position on frames 25-26 (at 498 and 502), overlapping A's lost track enough to be its duplicate.
+    # B has been followed for 22 frames, A for 6: B survives (reference rule); judged by start frame, B would be
+    # dropped on frame 25 and A would take B's detection on frame 26 (a miss and an id switch).
+    frames = []
+    for f in range(1, 41):
+        dets = [det(500, 300, 40, 100)] if f <= 7 else []
+        if f >= 3:
+            dets.append(det(498 + 4 * (f - 25), 300, 40, 100))
+        frames.append(dets)
+    outputs = run(make_tracker(name, frame_rate=30), frames)
+    b_ids = [ids_of_object(outputs[f - 1:f], frames[f - 1:f], len(frames[f - 1]) - 1) for f in range(4, 41)]
+    assert b_ids == [[2]] * len(b_ids)  # reported on every frame from its confirmation on, always as track 2
+    assert all(1 not in rows[:, 4] for rows in outputs[7:])
+
+
+def test_reference_options_do_what_they_say():
+    # a detection scoring exactly track_thresh (0.5) is a high one here; the reference code ignores it
+    frames = [[det(100 + 3 * t, 200, 40, 100, score=0.9 if t < 3 else 0.5)] for t in range(6)]
+    assert [len(rows) for rows in run(make_tracker("bytetrack"), frames)] == [1] * 6
+    reference_rule = make_tracker("bytetrack", {"track_thresh_inclusive": False})
+    assert [len(rows) for rows in run(reference_rule, frames)] == [1, 1, 1, 0, 0, 0]
+    # a track born after the first frame is reported from its second hit; the reference BoT-SORT reports it at once
+    frames = [[det(100, 200, 40, 100)], [det(100, 200, 40, 100), det(300, 200, 40, 100)]]
+    assert run(make_tracker("botsort"), frames)[1][:, 4].tolist() == [1]
+    assert run(make_tracker("botsort", {"report_unconfirmed": True}), frames)[1][:, 4].tolist() == [1, 2]
+    # hidden for one frame more than the 30-frame buffer allows: a new id, but the reference keeps the track a
+    # frame longer and finds it again
+    frames = _occluded_walk(gap=31)
+    assert ids_of_object(run(make_tracker("bytetrack", frame_rate=30), frames), frames, 0)[-1] == 2
+    late = make_tracker("bytetrack", {"strict_removal": False}, frame_rate=30)
+    assert set(ids_of_object(run(late, frames), frames, 0)) == {1}
+    just_in_buffer = _occluded_walk(gap=30)
+    assert set(ids_of_object(run(make_tracker("bytetrack", frame_rate=30), just_in_buffer), just_in_buffer, 0)) == {1}
