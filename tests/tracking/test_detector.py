@@ -234,3 +234,39 @@ def test_frames_numbered_from_zero_are_refused(workspace, tmp_path):
         track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--data", str(tmp_path / "mot"), "--device",
                          "cpu", "--tracker", "bytetrack", "--out", str(tmp_path / "out")])
     assert info.value.code == 2
+
+
+def test_a_reconverted_sequence_of_symlinks_is_detected_again(workspace, tmp_path, forward_passes):
+    """The converter links img1/ into nuScenes' samples/: converting again makes new links (perhaps to other
+    images of the same size and time); such a sequence is detected again, never silently reused."""
+    _, _, exp = workspace
+    ckpt, data, cache = exp.run_dir / "epoch_1.pth", copy_sequences(workspace, tmp_path), tmp_path / "cache"
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    img1 = data / "scene-0_CAM_FRONT" / "img1"
+    for image in sorted(img1.iterdir()):
+        target = samples / image.name
+        shutil.move(image, target)
+        image.symlink_to(target)
+    folder = detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3]
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3]  # nothing changed: reused
+    # converted again: the same links made anew
+    for link in sorted(img1.iterdir()):
+        target = link.resolve()
+        link.unlink()
+        link.symlink_to(target)
+    assert detect.cached_detections(exp, ckpt, data, cache, device="cpu") == folder
+    assert forward_passes == [3, 3, 3]
+    # a link pointed at another file with the same size and modification time, the link's own time kept
+    first = samples / "000001.jpg"
+    twin = shutil.copy2(first, samples / "twin.jpg")
+    link = img1 / "000001.jpg"
+    before = link.lstat().st_mtime_ns
+    link.unlink()
+    link.symlink_to(twin)
+    os.utime(link, ns=(before, before), follow_symlinks=False)
+    assert (link.stat().st_size, link.stat().st_mtime_ns) == (first.stat().st_size, first.stat().st_mtime_ns)
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3, 3, 3]
