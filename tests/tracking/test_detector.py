@@ -119,9 +119,10 @@ def test_cache_is_built_once_and_reused_across_thresholds(workspace, tmp_path, f
 
 
 def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_passes):
+    """An untrained head scores ~1e-4: thresholds this low only make sense as a pre-filter (--conf-mode filter)."""
     root, exp_file, exp = workspace
     track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--device", "cpu", "--tracker", "bytetrack",
-                     "--conf", "0.00001"])
+                     "--conf", "0.00001", "--conf-mode", "filter"])
     out = exp.run_dir / "tracking" / "epoch_1"
     document = json.loads((out / "metrics.json").read_text())
     assert set(document["trackers"]["bytetrack"]["per_sequence"]) == {"scene-0_CAM_FRONT", "scene-1_CAM_FRONT"}
@@ -131,8 +132,10 @@ def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_p
     calls = len(forward_passes)
     for conf in ("0.0001", "0.5"):
         track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--tracker", "all", "--conf", conf,
+                         "--conf-mode", "filter",
                          "--out", str(root / f"o{conf}")])
     conf_sweep.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--conf", "0.0001,0.001", "--jobs", "1",
+                     "--conf-mode", "filter",
                      "--tracker", "bytetrack"])
     assert len(forward_passes) == calls
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == mtimes
@@ -144,7 +147,7 @@ def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_p
     assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-aware")
     assert "detector fp32, class-aware NMS" in (exp.run_dir / "tracking" / "sweep" / "sweep.md").read_text()
     track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--tracker", "bytetrack", "--conf", "0.0001",
-                     "--nms-class-agnostic", "--fp16", "--out", str(root / "agnostic")])
+                     "--conf-mode", "filter", "--nms-class-agnostic", "--fp16", "--out", str(root / "agnostic")])
     settings = json.loads((root / "agnostic" / "metrics.json").read_text())["settings"]
     assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-agnostic")  # CPU
     assert len(forward_passes) > calls and Path(settings["detections"]) != cache
