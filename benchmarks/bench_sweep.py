@@ -21,7 +21,7 @@ from trackers.config import build_config
 from yolox_finetune.mot.evaluate import evaluate_sequence
 from yolox_finetune.mot.runner import load_sequences
 from yolox_finetune.mot.synthetic import corrupt_tracks, make_scene, write_dataset
-from yolox_finetune.tracking.sweep import build_runs, parse_conf_values, run_sweep, sweep_rows
+from yolox_finetune.tracking.sweep import build_runs, make_plan, run_sweep, sweep_rows
 
 TARGET_S = 60.0
 MM_METRICS = ["mota", "motp", "idf1", "num_switches", "num_false_positives", "num_misses", "mostly_tracked",
@@ -67,7 +67,7 @@ def main() -> None:
         start = time.perf_counter()
         sequences = load_sequences(Path(tmp) / "gt", Path(tmp) / "dets")
         configs = {name: build_config(name) for name in ("bytetrack", "botsort")}
-        runs, _ = build_runs("cached", configs, parse_conf_values("0.1:0.9:0.1"), {}, False)
+        runs, _ = build_runs("cached", configs, make_plan("0.1:0.9:0.1", None, [], ["tracker"], configs), False)
         rows = sweep_rows(runs, run_sweep({"cached": sequences}, runs, jobs=args.jobs))
         elapsed = time.perf_counter() - start
     best = max(rows, key=lambda r: r["MOTA"])

@@ -1,28 +1,50 @@
-"""Confidence-threshold sweep: which checkpoint, which threshold, which tracker (and tracker settings).
+"""Sweeps: which checkpoint, which threshold, which tracker (and tracker settings).
 
     python tools/conf_sweep.py -f exps/x.py --ckpt epoch_10 epoch_30 [--tracker bytetrack botsort]
-                               [--conf 0.1:0.9:0.1] [--grid match_thresh=0.7,0.8,0.85]
-    python tools/conf_sweep.py --dets DETDIR [DETDIR2 ...] --gt GTDIR --out OUT [--tracker-config my_tracker.yaml]
+                               [--conf 0.1:0.9:0.1] [--conf-mode tracker|filter|filter,tracker]
+                               [--grid match_thresh=0.7,0.8,0.85]
+    python tools/conf_sweep.py --dets DETDIR [DETDIR2 ...] --gt GTDIR --out OUT --sweep match_thresh=0.6:0.95:0.05
+                               [--conf 0.3] [--grid track_buffer=30,60] [--tracker-config my_tracker.yaml]
 
+The x-axis is --conf (default) or any tracker option (--sweep NAME=START:END:STEP or NAME=v1,v2); --grid adds
+curves. --conf-mode says what the threshold means: tracker (default) = the trackers' high threshold, the new-track
+threshold following at its gap unless --new-track-thresh is given, detections pre-filtered at the low threshold;
+filter = only a pre-filter before tracking. --conf-mode filter,tracker runs both: one plot, both modes' curves.
+The run count is checked first: above 5,000 runs pass --yes; above 1,000,000 the sweep is refused.
 The detector runs once per checkpoint (cached; stock YOLOX in fp32 with per-class NMS unless --fp16 /
 --nms-class-agnostic, recorded in sweep.md); thresholds only filter the cached detections. The trackers' options
-(before the --grid axes) are written to OUT/tracker_config.yaml; --tracker-config with the same --grid reruns them.
+(before the sweep axes) are written to OUT/tracker_config.yaml; --tracker-config with the same axes reruns them.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from yolox_finetune.core.errors import cli_entry
-from yolox_finetune.tracking.options import add_source_arguments, add_tracker_arguments, tracker_configs
+from yolox_finetune.core.errors import UserError, cli_entry
+from yolox_finetune.tracking.options import (
+    CONF_TRACKER,
+    add_conf_mode_argument,
+    add_source_arguments,
+    add_tracker_arguments,
+    given_tracker_options,
+    tracker_configs,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser, many=True)
-    parser.add_argument("--conf", default="0.1:0.9:0.1", help="START:END:STEP (inclusive) or a comma list")
+    parser.add_argument("--conf", default=None,
+                        help="START:END:STEP (inclusive) or a comma list; the x-axis unless --sweep is given "
+                             "(default 0.1:0.9:0.1; with --sweep: one curve per value, default the mode's own)")
+    add_conf_mode_argument(parser, several=True)
+    parser.add_argument("--sweep", metavar="NAME=START:END:STEP",
+                        help="a tracker option on the x-axis instead of --conf, e.g. match_thresh=0.6:0.95:0.05 or "
+                             "cmc=none,orb (conf=... is --conf)")
     parser.add_argument("--grid", nargs="*", default=[], metavar="NAME=V1,V2",
-                        help="tracker option values as a further axis, e.g. match_thresh=0.7,0.8,0.85")
+                        help="tracker option values as further axes (one curve each), e.g. match_thresh=0.7,0.8,0.85 "
+                             "or track_buffer=10:60:10")
+    parser.add_argument("--yes", action="store_true", help="run a sweep of more than 5,000 runs")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     parser.add_argument("--out", help="output folder (default with --ckpt: <run_dir>/tracking/sweep/)")
     add_tracker_arguments(parser)
@@ -37,6 +59,9 @@ TOOL = "conf_sweep"
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configs = tracker_configs(args)  # bad tracker options fail here, before any work
+    given = given_tracker_options(args)
+    if not args.conf_mode:
+        raise UserError("--conf-mode needs tracker, filter or filter,tracker")
     # loaded only now, so that --help and bad options answer without importing torch, pandas and the detector
     from loguru import logger
 
@@ -45,8 +70,14 @@ def main(argv: list[str] | None = None) -> None:
     from yolox_finetune.tracking import flows, sweep
     from yolox_finetune.tracking.detector import describe_detector, detector_settings
 
-    confs = sweep.parse_conf_values(args.conf)
-    grid = sweep.parse_grid(args.grid, list(configs))
+    plan = sweep.make_plan(args.conf, args.sweep, args.grid, args.conf_mode, configs, "new_track_thresh" in given)
+    if CONF_TRACKER in plan.modes and "track_thresh" in given and any(c is not None for c in plan.confs):
+        raise UserError("--conf and --track-thresh both set the high threshold in --conf-mode tracker; drop one, or "
+                        "use --conf-mode filter to make --conf a pre-filter")
+    checkpoints = len(args.ckpt or args.dets)
+    total = plan.count(configs, checkpoints)
+    sweep.check_size(total, args.yes)  # before the detector, before any run is built
+    sweep.build_runs("check", configs, plan, True)  # contradicting thresholds: one line, before any work
     sources = flows.detection_sources(args)
     out = flows.output_folder(args.out, sources, "sweep", "sweep.csv, sweep.md and the plots", TOOL)
     loaded = {label: load_sequences(sources.gt_root, d, args.fps, args.gt_format)
@@ -54,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     have_images = all(s.images for seqs in loaded.values() for s in seqs)
     runs, notes = [], []
     for label in loaded:
-        more, more_notes = sweep.build_runs(label, configs, confs, grid, have_images)
+        more, more_notes = sweep.build_runs(label, configs, plan, have_images)
         runs += more
         notes += [n for n in more_notes if n not in notes]
     for note in notes:
@@ -66,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     logger.info(f"{len(runs)} runs x {len(next(iter(loaded.values())))} sequences")
     counts = sweep.run_sweep(loaded, runs, args.jobs, args.iou)
     ran_with = {name: effective_config(name, config, have_images)[0] for name, config in configs.items()}
-    paths = sweep.write_sweep(sweep.sweep_rows(runs, counts), out, notes, ran_with)
+    paths = sweep.write_sweep(sweep.sweep_rows(runs, counts), out, notes, ran_with, plan.x_name,
+                              sweep.class_means(counts))
     write_marker(out, TOOL)
     print((out / "sweep.md").read_text())
     logger.info(f"wrote {', '.join(str(p) for p in paths)}")

@@ -63,7 +63,7 @@ def test_multiclass_scenes_equal_motmetrics_per_class(tmp_path, seed):
     scene = make_scene(rng, num_frames=30, num_objects=12, class_ids=(1, 5))
     tracks = corrupt_tracks(rng, scene.gt, switch_rate=0.08)
     write_gt(tmp_path / "gt.txt", scene.gt)
-    write_results(tmp_path / "res.txt", tracks)
+    write_results(tmp_path / "res.txt", tracks, "mot+class")  # motmetrics reads the class from column 8
     per_class = evaluate_sequence(read_gt(tmp_path / "gt.txt"), read_results(tmp_path / "res.txt"))
     assert sorted(per_class) == [1, 5]
     host = mm.metrics.create()

@@ -15,7 +15,7 @@ from yolox_finetune.core.errors import UserError
 from yolox_finetune.mot.runner import load_sequences
 from yolox_finetune.mot.synthetic import make_scene, write_dataset
 from yolox_finetune.tracking.flows import track_and_evaluate
-from yolox_finetune.tracking.sweep import build_runs, parse_conf_values, parse_grid, run_sweep, sweep_rows
+from yolox_finetune.tracking.sweep import SweepPlan, build_runs, parse_conf_values, parse_grid, run_sweep, sweep_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -56,24 +56,31 @@ def defaults(*names: str) -> dict:
     return {name: build_config(name) for name in names}
 
 
+def conf_plan(confs: list[float], grid: dict | None = None, mode: str = "filter") -> SweepPlan:
+    return SweepPlan("conf", list(confs), list(confs), [mode], grid or {})
+
+
 def test_grid_axes_apply_only_to_trackers_that_have_them():
-    runs, notes = build_runs("ck", defaults("bytetrack", "botsort"), [0.2, 0.4], {"cmc": ["none", "orb"]}, True)
-    assert len([r for r in runs if r.tracker == "bytetrack"]) == 2
+    plan = conf_plan([0.2, 0.4], {"cmc": ["none", "orb"]})
+    runs, notes = build_runs("ck", defaults("bytetrack", "botsort"), plan, True)
+    assert len([r for r in runs if r.tracker == "bytetrack"]) == 2 == plan.count(defaults("bytetrack"))
     assert sorted({r.config.cmc for r in runs if r.tracker == "botsort"}) == ["none", "orb"]
-    _, notes = build_runs("ck", defaults("botsort"), [0.2], {}, have_images=False)
+    assert len(runs) == plan.count(defaults("bytetrack", "botsort")) == 6
+    _, notes = build_runs("ck", defaults("botsort"), conf_plan([0.2]), have_images=False)
     assert notes and "cmc none" in notes[0]
 
 
 def test_sweep_rows_equal_single_runs_and_parallel_equals_serial(dataset):
     sequences = load_sequences(dataset / "gt", dataset / "dets")
-    runs, _ = build_runs("dets", defaults("bytetrack", "botsort"), [0.1, 0.5], {"match_thresh": [0.7, 0.9]}, False)
+    runs, _ = build_runs("dets", defaults("bytetrack", "botsort"), conf_plan([0.1, 0.5], {"match_thresh": [0.7, 0.9]}),
+                         False)
     serial = sweep_rows(runs, run_sweep({"dets": sequences}, runs, jobs=1))
     parallel = sweep_rows(runs, run_sweep({"dets": sequences}, runs, jobs=2))
     assert serial == parallel
     # a sweep row is exactly what a standalone tracking run with that setting gives
     row = next(r for r in serial if r["tracker"] == "botsort" and r["conf"] == 0.5 and r["match_thresh"] == 0.9)
     single = track_and_evaluate(sequences, {"botsort": build_config("botsort", {"match_thresh": 0.9})}, 0.5,
-                                None)["botsort"]
+                                None, conf_mode="filter")["botsort"]
     overall = single.overall().metrics()
     assert {k: row[k] for k in ("MOTA", "IDF1", "HOTA", "FP", "FN")} == {k: overall[k] for k in
                                                                            ("MOTA", "IDF1", "HOTA", "FP", "FN")}

@@ -119,9 +119,10 @@ def test_cache_is_built_once_and_reused_across_thresholds(workspace, tmp_path, f
 
 
 def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_passes):
+    """An untrained head scores ~1e-4: thresholds this low only make sense as a pre-filter (--conf-mode filter)."""
     root, exp_file, exp = workspace
     track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--device", "cpu", "--tracker", "bytetrack",
-                     "--conf", "0.00001"])
+                     "--conf", "0.00001", "--conf-mode", "filter"])
     out = exp.run_dir / "tracking" / "epoch_1"
     document = json.loads((out / "metrics.json").read_text())
     assert set(document["trackers"]["bytetrack"]["per_sequence"]) == {"scene-0_CAM_FRONT", "scene-1_CAM_FRONT"}
@@ -131,8 +132,10 @@ def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_p
     calls = len(forward_passes)
     for conf in ("0.0001", "0.5"):
         track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--tracker", "all", "--conf", conf,
+                         "--conf-mode", "filter",
                          "--out", str(root / f"o{conf}")])
     conf_sweep.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--conf", "0.0001,0.001", "--jobs", "1",
+                     "--conf-mode", "filter",
                      "--tracker", "bytetrack"])
     assert len(forward_passes) == calls
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == mtimes
@@ -144,7 +147,7 @@ def test_ckpt_mode_tracks_from_the_cache_at_every_threshold(workspace, forward_p
     assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-aware")
     assert "detector fp32, class-aware NMS" in (exp.run_dir / "tracking" / "sweep" / "sweep.md").read_text()
     track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--tracker", "bytetrack", "--conf", "0.0001",
-                     "--nms-class-agnostic", "--fp16", "--out", str(root / "agnostic")])
+                     "--conf-mode", "filter", "--nms-class-agnostic", "--fp16", "--out", str(root / "agnostic")])
     settings = json.loads((root / "agnostic" / "metrics.json").read_text())["settings"]
     assert (settings["detector"]["precision"], settings["detector"]["nms"]) == ("fp32", "class-agnostic")  # CPU
     assert len(forward_passes) > calls and Path(settings["detections"]) != cache
@@ -234,3 +237,39 @@ def test_frames_numbered_from_zero_are_refused(workspace, tmp_path):
         track_eval.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--data", str(tmp_path / "mot"), "--device",
                          "cpu", "--tracker", "bytetrack", "--out", str(tmp_path / "out")])
     assert info.value.code == 2
+
+
+def test_a_reconverted_sequence_of_symlinks_is_detected_again(workspace, tmp_path, forward_passes):
+    """The converter links img1/ into nuScenes' samples/: converting again makes new links (perhaps to other
+    images of the same size and time); such a sequence is detected again, never silently reused."""
+    _, _, exp = workspace
+    ckpt, data, cache = exp.run_dir / "epoch_1.pth", copy_sequences(workspace, tmp_path), tmp_path / "cache"
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    img1 = data / "scene-0_CAM_FRONT" / "img1"
+    for image in sorted(img1.iterdir()):
+        target = samples / image.name
+        shutil.move(image, target)
+        image.symlink_to(target)
+    folder = detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3]
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3]  # nothing changed: reused
+    # converted again: the same links made anew
+    for link in sorted(img1.iterdir()):
+        target = link.resolve()
+        link.unlink()
+        link.symlink_to(target)
+    assert detect.cached_detections(exp, ckpt, data, cache, device="cpu") == folder
+    assert forward_passes == [3, 3, 3]
+    # a link pointed at another file with the same size and modification time, the link's own time kept
+    first = samples / "000001.jpg"
+    twin = shutil.copy2(first, samples / "twin.jpg")
+    link = img1 / "000001.jpg"
+    before = link.lstat().st_mtime_ns
+    link.unlink()
+    link.symlink_to(twin)
+    os.utime(link, ns=(before, before), follow_symlinks=False)
+    assert (link.stat().st_size, link.stat().st_mtime_ns) == (first.stat().st_size, first.stat().st_mtime_ns)
+    detect.cached_detections(exp, ckpt, data, cache, device="cpu")
+    assert forward_passes == [3, 3, 3, 3]

@@ -43,7 +43,7 @@ def test_results_mode_reproduces_motmetrics_on_tud(tmp_path):
     document = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert json.loads((tmp_path / "copy.json").read_text()) == document
     entry = document["trackers"]["mytracker"]
-    assert set(entry) == {"overall", "per_sequence", "per_class"} and set(entry["per_class"]) == {"all"}
+    assert set(entry) == {"overall", "class_mean", "per_sequence", "per_class"} and set(entry["per_class"]) == {"all"}
     host = mm.metrics.create()
     accs = []
     for seq in ("TUD-Campus", "TUD-Stadtmitte"):
@@ -87,7 +87,7 @@ def test_conf_filter_changes_what_the_tracker_sees(dataset, tmp_path):
     overall = {}
     for conf in ("0.1", "0.95"):
         tool.main(["--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out", str(tmp_path / conf),
-                   "--tracker", "bytetrack", "--conf", conf])
+                   "--tracker", "bytetrack", "--conf", conf, "--conf-mode", "filter"])
         overall[conf] = json.loads((tmp_path / conf / "metrics.json").read_text())["trackers"]["bytetrack"]["overall"]
     assert overall["0.95"]["FN"] > overall["0.1"]["FN"]
 

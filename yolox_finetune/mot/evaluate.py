@@ -11,11 +11,20 @@
   with it); MOT15 ground truth gets no such preprocessing (as in TrackEval): its consider-0 rows are just dropped.
 - Our classes are all real targets: MOT17's distractor class numbers (2, 7, 8, 12) are ordinary classes here.
 - The counts themselves (CLEAR, identity, HOTA) come from :mod:`.clear` and :mod:`.hota`.
+- Reported numbers: the detection-weighted overall (counts summed over every unit, motmetrics' OVERALL, TrackEval's
+  ``cls_comb_det_av``) and the class means (each class's metrics over all sequences, then the plain mean over the
+  classes with ground truth or tracker boxes: TrackEval's ``cls_comb_cls_av`` with ``ignore_empty_classes``, the
+  mHOTA / mMOTA / mIDF1 BDD100K ranks by).
+- Ratios whose denominator is 0 (a sequence or class without ground truth, a tracker without boxes) take
+  TrackEval's values, never None: ``MOTA = (TP - FP - IDSW) / max(1, GT)`` (so ``-FP`` without ground truth) and
+  every other ratio ``x / max(1, d)`` (0). motmetrics gives -inf or nan there, which JSON cannot hold; the unit's
+  ``note`` says which metrics were so filled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -54,8 +63,10 @@ def align_classes(gt: MotRows, results: MotRows, class_aware: bool = True) -> tu
         scored = gt.score >= 1  # ignore entries of another class do not make the results ambiguous
         gt_classes = np.unique(gt.class_id[scored]) if scored.any() else gt_classes
         if len(gt_classes) > 1:
-            raise UserError(f"{results.source}: rows without a class id (column 8 = -1) but the ground truth has "
-                            f"{len(gt_classes)} classes; write class ids (1..N) in column 8 of the results")
+            raise UserError(f"{results.source}: rows without a class (a standard MOTChallenge file with no "
+                            f"<seq>.classes.csv sidecar) but the ground truth has {len(gt_classes)} classes; write "
+                            "the sidecar or class ids in column 8 (--results-format mot+class), or evaluate with "
+                            "--class-agnostic (every class pooled into one)")
         results = _with_class(results, int(gt_classes[0])) if len(gt_classes) else results
     return gt, results
 
@@ -115,31 +126,87 @@ def class_label(class_id: int) -> str:
     return "all" if class_id == UNKNOWN_CLASS else class_name(class_id)
 
 
+#: ratio metrics (percent) averaged over classes for the class means; counts (IDSW, FP, ...) are not averaged.
+CLASS_MEAN_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", "DetA", "AssA", "MOTP", "IDP", "IDR", "Recall",
+                                       "Precision")
+#: the class means put beside the overall numbers, as BDD100K names and ranks them.
+HEADLINE_CLASS_MEANS: dict[str, str] = {"mHOTA": "HOTA", "mMOTA": "MOTA", "mIDF1": "IDF1"}
+
+
+def unit_metrics(counts: ClearCounts) -> dict[str, Any]:
+    """``counts.metrics()`` with TrackEval's value wherever a ratio's denominator is 0 (see the module doc), and a
+    ``note`` naming those metrics."""
+    metrics: dict[str, Any] = counts.metrics()
+    filled = [name for name, value in metrics.items() if value is None]
+    if not filled:
+        return metrics
+    true_positives = counts.matches + counts.switches
+    for name in filled:
+        metrics[name] = 0.0
+    if "MOTA" in filled:
+        metrics["MOTA"] = 100.0 * (true_positives - counts.false_positives - counts.switches) / max(
+            1, counts.num_objects)
+    why = "no ground truth" if counts.num_objects == 0 else "no tracker boxes" if counts.num_predictions == 0 \
+        else "no matches"
+    metrics["note"] = (f"{why}: {', '.join(filled)} are TrackEval's values (ratio over max(1, denominator)); "
+                       "motmetrics reports -inf or nan")
+    return metrics
+
+
+def class_means(per_class: dict[str, ClearCounts]) -> dict[str, Any]:
+    """Plain mean over classes of each ratio metric and the classes averaged: TrackEval's class average with empty
+    classes (no ground truth and no tracker boxes left after ignore entries) left out."""
+    used = {name: unit_metrics(c) for name, c in per_class.items() if c.num_objects + c.num_predictions > 0}
+    if not used:
+        return {"classes": [], **{m: 0.0 for m in CLASS_MEAN_METRICS}}
+    means = {m: float(np.mean([entry[m] for entry in used.values()])) for m in CLASS_MEAN_METRICS}
+    return {"classes": list(used), **means}
+
+
 @dataclass
 class TrackerCounts:
     """Counts of one tracker over a dataset, kept per (sequence, class) so any grouping can be summed later."""
 
     units: dict[tuple[str, int], ClearCounts] = field(default_factory=dict)
+    #: every sequence added, also those without ground truth and tracker boxes (they have no unit).
+    sequences: dict[str, None] = field(default_factory=dict)
 
     def add_sequence(self, seq: str, per_class: dict[int, ClearCounts]) -> None:
+        self.sequences[seq] = None
         for cls, counts in per_class.items():
             self.units[(seq, cls)] = counts
 
     def overall(self) -> ClearCounts:
         return sum(self.units.values(), ClearCounts())
 
-    def report(self) -> dict[str, dict]:
-        """``{"overall": {metric: v}, "per_sequence": {seq: {...}}, "per_class": {name: {...}}}``."""
-        per_seq: dict[str, ClearCounts] = {}
+    def per_class(self) -> dict[str, ClearCounts]:
+        """Class name -> that class's counts summed over sequences."""
         per_cls: dict[str, ClearCounts] = {}
-        for (seq, cls), counts in sorted(self.units.items()):
-            per_seq[seq] = per_seq.get(seq, ClearCounts()) + counts
+        for (_, cls), counts in sorted(self.units.items(), key=lambda item: (item[0][1], item[0][0])):
             name = class_label(cls)
             per_cls[name] = per_cls.get(name, ClearCounts()) + counts
+        return per_cls
+
+    def summary(self) -> dict[str, Any]:
+        """The overall metrics with the headline class means (mHOTA, mMOTA, mIDF1) added: one flat row."""
+        means = class_means(self.per_class())
+        return {**unit_metrics(self.overall()), **{k: means[m] for k, m in HEADLINE_CLASS_MEANS.items()}}
+
+    def report(self) -> dict[str, dict]:
+        """``{"overall": {metric: v, mHOTA, mMOTA, mIDF1}, "class_mean": {metric: v, "classes": [...]},
+        "per_sequence": {seq: {...}}, "per_class": {name: {...}}}``."""
+        per_seq: dict[str, ClearCounts] = {seq: ClearCounts() for seq in sorted(self.sequences)}
+        for (seq, _), counts in sorted(self.units.items()):
+            per_seq[seq] = per_seq.get(seq, ClearCounts()) + counts
+        class_counts = self.per_class()
+        per_class = {name: unit_metrics(c) for name, c in class_counts.items()}
+        means = class_means(class_counts)
+        overall = {**unit_metrics(self.overall()), **{k: means[m] for k, m in HEADLINE_CLASS_MEANS.items()}}
         return {
-            "overall": self.overall().metrics(),
-            "per_sequence": {seq: c.metrics() for seq, c in per_seq.items()},
-            "per_class": {name: c.metrics() for name, c in per_cls.items()},
+            "overall": overall,
+            "class_mean": means,
+            "per_sequence": {seq: unit_metrics(c) for seq, c in per_seq.items()},
+            "per_class": per_class,
         }
 
 

@@ -9,7 +9,11 @@ Layouts (frames 1-based, boxes ``x, y, w, h`` in pixels):
 - ground truth, MOT16/17 and ours: ``frame,id,x,y,w,h,consider,class,visibility`` (9 columns)
 - ground truth, MOT15: ``frame,id,x,y,w,h,conf,wx,wy,wz`` (10 columns, single class)
 - detections: ``frame,-1,x,y,w,h,score,class`` (MOTChallenge's own det files end in ``-1,-1,-1``: class unknown)
-- results: ``frame,id,x,y,w,h,score,class,-1,-1`` (class -1: unknown)
+- results, MOTChallenge standard (``mot``, the default): ``frame,id,x,y,w,h,score,-1,-1,-1``, which TrackEval's
+  MotChallenge2DBox and other MOT tools read; the class of each row goes into a sidecar ``<seq>.classes.csv``
+  (``frame,id,class``, one row per result row, joined on frame and id)
+- results with the class in column 8 (``mot+class``): ``frame,id,x,y,w,h,score,class,-1,-1`` (class -1: unknown);
+  this project's earlier layout, which stock MOTChallenge tools reject for classes other than 1
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ from yolox_finetune.core.errors import UserError
 
 #: ground-truth layouts understood by ``read_gt``.
 GT_FORMATS: tuple[str, ...] = ("auto", "mot15", "mot16")
+
+#: layouts ``write_results`` writes: MOTChallenge standard (class in a sidecar) or class in column 8.
+RESULT_FORMATS: tuple[str, ...] = ("mot", "mot+class")
+#: layouts ``read_results`` reads; auto: the sidecar when present, else column 8 when it holds class ids.
+RESULT_READ_FORMATS: tuple[str, ...] = ("auto", *RESULT_FORMATS)
+#: suffix of the per-sequence class sidecar beside a standard results file (``<seq>.txt`` -> ``<seq>.classes.csv``).
+CLASS_SIDECAR_SUFFIX = ".classes.csv"
 
 #: class id given to rows whose class is unknown (MOT15, MOTChallenge det/result files with -1 in the class column).
 UNKNOWN_CLASS = 0
@@ -182,14 +193,61 @@ def read_detections(path: str | os.PathLike) -> MotRows:
     return _table(rows, path, "det", score_col=6, class_col=7 if has_class else None, visibility_col=None)
 
 
-def read_results(path: str | os.PathLike) -> MotRows:
-    """Tracker output ``frame,id,x,y,w,h,score[,class,-1,-1]``; class -1 (MOTChallenge style) means unknown."""
+def class_sidecar(path: str | os.PathLike) -> Path:
+    """The class sidecar of a results file: ``<seq>.txt`` -> ``<seq>.classes.csv``."""
     path = Path(path)
+    return path.with_name(path.name.removesuffix(path.suffix) + CLASS_SIDECAR_SUFFIX)
+
+
+def read_results(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
+    """Tracker output ``frame,id,x,y,w,h,score[,...]``.
+
+    The class of each row: ``mot`` reads it from the sidecar ``<seq>.classes.csv`` when there is one (else unknown);
+    ``mot+class`` from column 8 (-1: unknown); ``auto`` takes the sidecar when present, else column 8 when any row
+    holds a class id there (a standard file has -1), else unknown.
+    """
+    path = Path(path)
+    if fmt not in RESULT_READ_FORMATS:
+        raise UserError(f"unknown results format {fmt!r}; choose one of {', '.join(RESULT_READ_FORMATS)}")
     rows = _parse_numbers(path, 6, "result")
     _check_ids(path, rows, "result")
     rows = [(n, v if len(v) >= 7 else v + [1.0]) for n, v in rows]
-    has_class = bool(rows) and min(len(v) for _, v in rows) >= 8
-    return _table(rows, path, "result", score_col=6, class_col=7 if has_class else None, visibility_col=None)
+    sidecar = class_sidecar(path)
+    if fmt == "auto":
+        column8 = [v[7] for _, v in rows if len(v) >= 8]
+        fmt = "mot" if sidecar.is_file() or not any(c >= 1 for c in column8) else "mot+class"
+    if fmt == "mot+class":
+        if rows and min(len(v) for _, v in rows) < 8:
+            raise UserError(f"{path}: results format mot+class needs the class in column 8, but a row has "
+                            f"{min(len(v) for _, v in rows)} columns; pass --results-format mot for standard files")
+        return _table(rows, path, "result", score_col=6, class_col=7, visibility_col=None)
+    table = _table(rows, path, "result", score_col=6, class_col=None, visibility_col=None)
+    if sidecar.is_file():
+        table.class_id = _sidecar_classes(sidecar, table)
+    return table
+
+
+def _sidecar_classes(sidecar: Path, table: MotRows) -> np.ndarray:
+    """Class of each row of ``table`` from its sidecar (``frame,id,class`` rows keyed by frame and id)."""
+    by_key: dict[tuple[int, int], int] = {}
+    with open(sidecar, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text or text.startswith("frame"):
+                continue
+            try:
+                frame, track, cls = (int(float(p)) for p in text.split(","))
+            except ValueError:
+                raise UserError(f"{sidecar}:{lineno}: row {text!r} is not frame,id,class; fix the row or delete the "
+                                "sidecar (the results are then class-less)") from None
+            by_key[(frame, track)] = cls if cls >= 1 else UNKNOWN_CLASS
+    classes = np.full(len(table), UNKNOWN_CLASS, np.int64)
+    for i, key in enumerate(zip(table.frame.tolist(), table.track_id.tolist())):
+        if key not in by_key:
+            raise UserError(f"{sidecar} has no class for frame {key[0]}, id {key[1]} of {table.source}; the sidecar "
+                            "belongs to another version of the results: write both again, or delete the sidecar")
+        classes[i] = by_key[key]
+    return classes
 
 
 def _fmt(value: float) -> str:
@@ -206,15 +264,35 @@ def write_detections(path: str | os.PathLike, rows: MotRows) -> None:
                          f"{int(c) if c > 0 else -1}\n")
 
 
-def write_results(path: str | os.PathLike, rows: MotRows) -> None:
-    """Atomically write ``frame,id,x,y,w,h,score,class,-1,-1`` rows, sorted by frame then id."""
+def write_results(path: str | os.PathLike, rows: MotRows, fmt: str = "mot") -> list[Path]:
+    """Atomically write tracker results sorted by frame then id; returns the files written.
+
+    ``mot`` (default): MOTChallenge's ``frame,id,x,y,w,h,score,-1,-1,-1`` plus the class sidecar
+    ``<seq>.classes.csv`` (only when some row has a class). ``mot+class``: ``frame,id,x,y,w,h,score,class,-1,-1``
+    and no sidecar (a stale one is removed, so a reader never joins old classes).
+    """
+    if fmt not in RESULT_FORMATS:
+        raise UserError(f"unknown results format {fmt!r}; choose one of {', '.join(RESULT_FORMATS)}")
+    path = Path(path)
     order = np.lexsort((rows.track_id, rows.frame)) if len(rows) else np.zeros(0, np.int64)
+    with_class = fmt == "mot+class"
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for i in order:
             x, y, w, h = rows.box[i]
             c = int(rows.class_id[i])
+            column8 = (c if c > 0 else -1) if with_class else -1
             handle.write(f"{int(rows.frame[i])},{int(rows.track_id[i])},{x:.2f},{y:.2f},{w:.2f},{h:.2f},"
-                         f"{rows.score[i]:.4f},{c if c > 0 else -1},-1,-1\n")
+                         f"{rows.score[i]:.4f},{column8},-1,-1\n")
+    sidecar = class_sidecar(path)
+    if with_class or not (rows.class_id > 0).any():
+        sidecar.unlink(missing_ok=True)
+        return [path]
+    with atomic_open(sidecar, "w", encoding="utf-8") as handle:
+        handle.write("frame,id,class\n")
+        for i in order:
+            c = int(rows.class_id[i])
+            handle.write(f"{int(rows.frame[i])},{int(rows.track_id[i])},{c if c > 0 else -1}\n")
+    return [path, sidecar]
 
 
 def write_gt(path: str | os.PathLike, rows: MotRows) -> None:

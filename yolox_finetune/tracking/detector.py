@@ -9,8 +9,9 @@ The detector runs at a low confidence (``min(0.01, exp.test_conf)``) and writes 
 tracking run and every threshold of a sweep then filters those files, so the detector runs again only when
 something its output depends on changed. The cache folder's key (``manifest.json`` beside the det files) holds the
 checkpoint content, the exp's model-defining fields, test size, NMS, confidence floor, precision and data folder;
-each sequence's entry holds a fingerprint of its frame list (names, sizes, modification times), so a sequence whose
-images changed is detected again.
+each sequence's entry holds a fingerprint of its frame list (names, the files they point to, sizes, modification
+times, and a symlink's own time), so a sequence whose images changed, or that was converted again, is detected
+again.
 """
 
 from __future__ import annotations
@@ -81,11 +82,16 @@ def cache_dir_for(cache_root: str | os.PathLike, identity: dict[str, Any]) -> Pa
 
 
 def frames_fingerprint(images: dict[int, Path]) -> str:
-    """sha256 of a sequence's frame list: frame numbers, file names, sizes and modification times."""
+    """sha256 of a sequence's frame list: frame numbers, file names, and for each file what it points to (the
+    resolved path), its size and modification time; for a symlink (the converter links ``img1/`` into nuScenes'
+    ``samples/``) also the link's own modification time, so a re-converted sequence (links made anew, perhaps to
+    other images) is detected again even when the images behind the links are the same files."""
     listing = []
     for frame, path in images.items():
         stat = path.stat()
-        listing.append([frame, path.name, stat.st_size, stat.st_mtime_ns])
+        link = path.lstat()
+        link_time = link.st_mtime_ns if path.is_symlink() else None
+        listing.append([frame, path.name, os.path.realpath(path), stat.st_size, stat.st_mtime_ns, link_time])
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 

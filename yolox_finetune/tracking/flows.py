@@ -2,9 +2,10 @@
 from (a checkpoint through the detector cache, or det files), detections -> trackers -> metrics, or results ->
 metrics.
 
-Output of a track_eval run (``out``): ``<tracker>/<seq>.txt`` results, ``<tracker>/tracker_config.yaml`` (the
-options it ran with; ``--tracker-config`` reruns them), ``metrics.json``
-(``{"trackers": {name: {"overall", "per_sequence", "per_class"}}, "settings": {...}}``) and a summary table.
+Output of a track_eval run (``out``): ``<tracker>/<seq>.txt`` results (MOTChallenge standard, the class in
+``<seq>.classes.csv``; or ``--results-format mot+class``), ``<tracker>/tracker_config.yaml`` (the options it ran
+with, conf mode applied; ``--tracker-config`` reruns them), ``metrics.json`` (``{"trackers": {name: {"overall",
+"class_mean", "per_sequence", "per_class"}}, "settings": {...}}``) and a summary table.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import claim_output_dir
 from yolox_finetune.mot.clear import METRIC_NAMES
-from yolox_finetune.mot.evaluate import TrackerCounts, evaluate_sequence
+from yolox_finetune.mot.evaluate import HEADLINE_CLASS_MEANS, TrackerCounts, evaluate_sequence
 from yolox_finetune.mot.formats import read_results, write_results
 from yolox_finetune.mot.runner import Sequence, effective_config, run_tracker
 from yolox_finetune.tracking.detector import cached_detections, detector_settings
+from yolox_finetune.tracking.options import DEFAULT_CONF_MODE, apply_conf
 from yolox_finetune.training.checkpoint import resolve_checkpoint
 from yolox_finetune.training.exp import load_exp
 
@@ -35,18 +37,33 @@ from yolox_finetune.training.exp import load_exp
 TRACKER_CONFIG_FILE = "tracker_config.yaml"
 
 #: metrics shown in the stdout summary.
-SUMMARY_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", "DetA", "AssA", "MOTP", "IDSW", "FP", "FN", "MT", "ML",
-                                    "Recall", "Precision")
+SUMMARY_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", *HEADLINE_CLASS_MEANS, "DetA", "AssA", "MOTP", "IDSW",
+                                    "FP", "FN", "MT", "ML", "Recall", "Precision")
 
 
-def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerConfig], conf: float,
-                       out: Path | None, iou_threshold: float = 0.5) -> dict[str, TrackerCounts]:
-    """Run each tracker (name -> config) over each sequence's detections (score >= conf), count metrics; with
-    ``out``, write ``<tracker>/<seq>.txt`` results and the ``<tracker>/tracker_config.yaml`` they came from."""
-    have_images = all(s.images for s in sequences)
-    report: dict[str, TrackerCounts] = {}
+def run_configs(configs: Mapping[str, TrackerConfig], conf: float | None, conf_mode: str = DEFAULT_CONF_MODE,
+                new_track_fixed: bool = False,
+                have_images: bool = True) -> dict[str, tuple[TrackerConfig, float, str | None]]:
+    """Tracker name -> (config it runs with, detection pre-filter, note) for a confidence value under ``conf_mode``
+    (``options.apply_conf``); the note says what changed for lack of frame images."""
+    planned = {}
     for name, requested in configs.items():
         config, note = effective_config(name, requested, have_images)
+        final, prefilter = apply_conf(name, config, conf, conf_mode, new_track_fixed)
+        planned[name] = (final, prefilter, note)
+    return planned
+
+
+def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerConfig], conf: float | None,
+                       out: Path | None, iou_threshold: float = 0.5, conf_mode: str = DEFAULT_CONF_MODE,
+                       new_track_fixed: bool = False, results_format: str = "mot") -> dict[str, TrackerCounts]:
+    """Run each tracker (name -> config) over each sequence's detections with ``conf`` read by ``conf_mode``
+    (tracker: the high threshold; filter: score >= conf only), count metrics; with ``out``, write
+    ``<tracker>/<seq>.txt`` results in ``results_format`` and the ``<tracker>/tracker_config.yaml`` they came from."""
+    have_images = all(s.images for s in sequences)
+    report: dict[str, TrackerCounts] = {}
+    for name, (config, prefilter, note) in run_configs(configs, conf, conf_mode, new_track_fixed,
+                                                       have_images).items():
         if note:
             logger.warning(note)
         if out is not None:
@@ -55,18 +72,20 @@ def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerC
         for seq in sequences:
             if seq.detections is None:
                 raise UserError(f"sequence {seq.name} has no detections; pass --dets or --ckpt")
-            results = run_tracker(name, config, seq.detections, seq.num_frames, seq.frame_rate, conf, seq.images,
-                                  seq.image_size)
+            results = run_tracker(name, config, seq.detections, seq.num_frames, seq.frame_rate, prefilter,
+                                  seq.images, seq.image_size)
             if out is not None:
-                write_results(out / name / f"{seq.name}.txt", results)
+                write_results(out / name / f"{seq.name}.txt", results, results_format)
             counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold))
         report[name] = counts
     return report
 
 
-def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike,
-                        iou_threshold: float = 0.5) -> TrackerCounts:
-    """Evaluate existing tracker output ``results_dir/<seq>.txt`` (every gt sequence needs a file)."""
+def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike, iou_threshold: float = 0.5,
+                        results_format: str = "auto", class_agnostic: bool = False) -> TrackerCounts:
+    """Evaluate existing tracker output ``results_dir/<seq>.txt`` (every gt sequence needs a file), each row's class
+    read as ``read_results`` does for ``results_format``. ``class_agnostic`` pools every class into one (for
+    standard files without classes against multi-class ground truth, which is otherwise an error)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"results folder {results_dir} does not exist; pass the folder holding <seq>.txt files")
@@ -76,8 +95,8 @@ def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLik
                         "write an (empty) <seq>.txt for every ground-truth sequence")
     counts = TrackerCounts()
     for seq in sequences:
-        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, read_results(results_dir / f"{seq.name}.txt"),
-                                                        iou_threshold))
+        results = read_results(results_dir / f"{seq.name}.txt", results_format)
+        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold, not class_agnostic))
     return counts
 
 
@@ -87,7 +106,8 @@ def metrics_document(report: dict[str, TrackerCounts], settings: dict[str, Any])
 
 
 def write_metrics(document: dict[str, Any], out: Path | None, json_path: str | os.PathLike | None) -> list[Path]:
-    """Write metrics.json to ``out`` and/or ``json_path`` (atomically); returns the paths written."""
+    """Write metrics.json to ``out`` and/or ``json_path`` (atomically); returns the paths written (none when
+    neither is given: ``--results`` without ``--out`` or ``--json`` only prints)."""
     paths = [p for p in ((out / "metrics.json") if out is not None else None,
                          Path(json_path) if json_path else None) if p is not None]
     for path in paths:
@@ -100,22 +120,39 @@ def _cell(value: Any) -> Any:
 
 
 def summary_table(document: dict[str, Any], per_class: bool = True) -> str:
-    """Readable table: one row per tracker (overall), then one per tracker and class."""
+    """Readable table: one row per tracker (overall: detection-weighted, with the class means mHOTA, mMOTA,
+    mIDF1), then one per tracker and class; the conf mode is said above it."""
     rows = []
     for name, entry in document["trackers"].items():
-        rows.append([name, "ALL"] + [_cell(entry["overall"][m]) for m in SUMMARY_METRICS])
+        rows.append([name, "ALL"] + [_cell(entry["overall"].get(m)) for m in SUMMARY_METRICS])
         if per_class and len(entry["per_class"]) > 1:
             for cls, metrics in entry["per_class"].items():
-                rows.append(["", cls] + [_cell(metrics[m]) for m in SUMMARY_METRICS])
-    return tabulate(rows, headers=["tracker", "class", *SUMMARY_METRICS], tablefmt="github")
+                rows.append(["", cls] + [_cell(metrics.get(m)) for m in SUMMARY_METRICS])
+    table = tabulate(rows, headers=["tracker", "class", *SUMMARY_METRICS], tablefmt="github")
+    settings = document.get("settings", {})
+    if "conf_mode" not in settings:
+        return table
+    prefilters = ", ".join(f"{n} {v:g}" for n, v in settings.get("prefilter", {}).items())
+    highs = ", ".join(f"{n} {o['track_thresh']:g}/{o['new_track_thresh']:g}"
+                      for n, o in settings.get("trackers", {}).items() if o.get("new_track_thresh") is not None)
+    head = (f"conf mode {settings['conf_mode']} (conf {settings.get('conf')}): pre-filter {prefilters}; "
+            f"high/new-track thresholds {highs}")
+    return head + "\n" + table
 
 
 def settings_of(configs: Mapping[str, TrackerConfig], conf: float | None, iou_threshold: float,
-                have_images: bool = True, det_dir: str | os.PathLike | None = None, **extra: Any) -> dict[str, Any]:
-    """What produced the numbers: each tracker's effective config, the conf filter, the IoU threshold and, for
-    detections from the detector cache, how the detector ran (precision, NMS, test size: its cache key)."""
-    options = {name: effective_config(name, config, have_images)[0].to_dict() for name, config in configs.items()}
-    settings = {"conf": conf, "iou_threshold": iou_threshold, "trackers": options, "metrics": list(METRIC_NAMES)}
+                have_images: bool = True, det_dir: str | os.PathLike | None = None,
+                conf_mode: str = DEFAULT_CONF_MODE, new_track_fixed: bool = False, **extra: Any) -> dict[str, Any]:
+    """What produced the numbers: the conf value and what it meant (``conf_mode``), each tracker's effective config
+    (conf mode applied) and pre-filter, the IoU threshold and, for detections from the detector cache, how the
+    detector ran (precision, NMS, test size: its cache key)."""
+    planned = run_configs(configs, conf, conf_mode, new_track_fixed, have_images)
+    options = {name: config.to_dict() for name, (config, _, _) in planned.items()}
+    for name, config in options.items():  # the new-track threshold as used (ByteTrack's none = high + 0.1)
+        config["new_track_thresh"] = planned[name][0].effective_new_track_thresh
+    settings = {"conf": conf, "conf_mode": conf_mode, "prefilter": {n: p for n, (_, p, _) in planned.items()},
+                "iou_threshold": iou_threshold, "trackers": options,
+                "metrics": list(METRIC_NAMES), "class_means": list(HEADLINE_CLASS_MEANS)}
     if det_dir is not None:
         settings.update(detections=str(det_dir), detector=detector_settings(det_dir))
     return {**settings, **extra}

@@ -4,6 +4,14 @@ Tracker flags are generated from the config dataclasses of ``trackers/config.py`
 ``--match-thresh``, its type from the annotation, its help from the field's comment), so a new config field is a new
 flag in every tool. This module is light on purpose (no torch, pandas or matplotlib): a tool builds its parser and
 checks the tracker options with it before loading the flows, so ``--help`` and a bad option answer at once.
+
+What a confidence threshold means (``--conf-mode``):
+
+- ``tracker``: the value is the tracker's high threshold (``track_thresh``: ByteTrack's track_thresh, BoT-SORT's
+  track_high_thresh); the new-track threshold keeps its gap above it (the config's gap, 0.1 for both trackers'
+  defaults; capped at 1) unless ``--new-track-thresh`` (or a sweep axis of it) fixes it, and detections are
+  pre-filtered at the tracker's ``low_thresh``. Without a value the trackers run with their own thresholds.
+- ``filter``: the value only drops detections below it before tracking; the tracker's thresholds stay.
 """
 
 from __future__ import annotations
@@ -20,6 +28,72 @@ from yolox_finetune.mot.formats import GT_FORMATS
 
 #: ``--tracker`` value that selects every tracker.
 ALL_TRACKERS = "all"
+
+#: the two meanings of a confidence threshold (see the module doc).
+CONF_FILTER, CONF_TRACKER = "filter", "tracker"
+CONF_MODES: tuple[str, ...] = (CONF_TRACKER, CONF_FILTER)
+#: the default meaning: the one under which "MOTA vs conf" moves over the whole range (README, "What --conf means").
+DEFAULT_CONF_MODE = CONF_TRACKER
+#: the pre-filter of filter mode when no value is given (the trackers' default low threshold).
+DEFAULT_FILTER_CONF = 0.1
+
+
+def add_conf_mode_argument(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--conf-mode``: tracker (the value is the tracker's high threshold) or filter (a pre-filter only)."""
+    both = f"; {CONF_FILTER},{CONF_TRACKER} sweeps both, one curve each" if several else ""
+    parser.add_argument(
+        "--conf-mode", default=DEFAULT_CONF_MODE, type=conf_modes if several else conf_mode,
+        metavar="|".join(CONF_MODES),
+        help=f"what --conf means: {CONF_TRACKER} = the trackers' high threshold (track_thresh; the new-track "
+             "threshold follows at its gap unless --new-track-thresh is given; detections pre-filtered at low_thresh)"
+             f", {CONF_FILTER} = only a detection pre-filter, the trackers' thresholds stay{both} "
+             f"(default {DEFAULT_CONF_MODE})")
+
+
+def conf_mode(text: str) -> str:
+    """argparse type of one --conf-mode value."""
+    if text not in CONF_MODES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a conf mode; choose {' or '.join(CONF_MODES)}")
+    return text
+
+
+def conf_modes(text: str) -> list[str]:
+    """argparse type of a comma list of --conf-mode values (a sweep may run both)."""
+    return list(dict.fromkeys(conf_mode(part.strip()) for part in text.split(",") if part.strip()))
+
+
+def apply_conf(name: str, config: TrackerConfig, conf: float | None, mode: str,
+               new_track_fixed: bool = False) -> tuple[TrackerConfig, float]:
+    """(config to run, detection pre-filter) for a confidence value under ``mode`` (module doc). Raises UserError
+    when the result contradicts itself (see ``check_thresholds``)."""
+    if mode == CONF_FILTER:
+        checked = check_thresholds(name, config)
+        return checked, DEFAULT_FILTER_CONF if conf is None else float(conf)
+    if mode != CONF_TRACKER:
+        raise UserError(f"unknown conf mode {mode!r}; choose {' or '.join(CONF_MODES)}")
+    if conf is None:
+        return check_thresholds(name, config), config.low_thresh
+    changes: dict[str, Any] = {"track_thresh": float(conf)}
+    if not new_track_fixed:
+        gap = config.effective_new_track_thresh - config.track_thresh
+        changes["new_track_thresh"] = min(1.0, round(float(conf) + gap, 6))
+    try:
+        replaced = dataclasses.replace(config, **changes)
+    except TrackerError as exc:
+        raise UserError(f"--conf-mode {CONF_TRACKER} with conf {conf:g}: {exc}") from None
+    return check_thresholds(name, replaced, conf), replaced.low_thresh
+
+
+def check_thresholds(name: str, config: TrackerConfig, conf: float | None = None) -> TrackerConfig:
+    """``config`` unless its high threshold lies above its new-track threshold: new tracks start only from
+    detections at or above track_thresh, so such a new_track_thresh would do nothing (one UserError line)."""
+    high, new = config.track_thresh, config.effective_new_track_thresh
+    if high > new + 1e-12:
+        where = f" (conf {conf:g} in --conf-mode {CONF_TRACKER})" if conf is not None else ""
+        raise UserError(f"{name}: track_thresh={high:g} is above new_track_thresh={new:g}{where}, so the new-track "
+                        f"threshold would have no effect; raise --new-track-thresh to at least {high:g} (or leave it "
+                        f"unset in --conf-mode {CONF_TRACKER}, where it follows), or lower the high threshold")
+    return config
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argparse._MutuallyExclusiveGroup:
