@@ -196,3 +196,70 @@ def test_sampling_keeps_the_threshold_order_and_prunes_what_cannot_run():
     narrow, _, _ = tune.search_space("bytetrack", ["new_track_thresh"], ["new_track_thresh=0.3:0.4"])
     with pytest.raises(tune.RejectedConfig, match="new_track_thresh"):
         tune.sample_config(study.ask(), ByteTrackConfig(track_thresh=0.6), narrow)
+
+
+TINY_EXP = '''
+from yolox_finetune.training.exp import NuScenesExp
+
+
+class Exp(NuScenesExp):
+    def __init__(self):
+        super().__init__()
+        self.depth, self.width = 0.33, 0.125
+        self.input_size = self.test_size = (128, 128)
+        self.test_conf = 1e-5
+        self.output_dir = {out!r}
+        self.exp_name = "tiny"
+        self.data_dir = {data!r}
+'''
+
+
+def test_ckpt_mode_tunes_on_val_and_reports_test_from_the_detector_cache(tmp_path, capsys):
+    """--ckpt: detections through the cache of a real (tiny, untrained) YOLOX, the output in the run dir, the test
+    split found and scored as the held-out split, the track_eval command to reproduce naming the checkpoint."""
+    import cv2
+    import torch
+
+    from yolox_finetune.mot.formats import SeqInfo, write_gt, write_seqinfo
+    from yolox_finetune.training.exp import load_exp
+
+    exp_file = tmp_path / "tiny_exp.py"
+    exp_file.write_text(TINY_EXP.format(out=str(tmp_path / "runs"), data=str(tmp_path / "data")))
+    exp = load_exp(exp_file)
+    torch.manual_seed(0)
+    exp.run_dir.mkdir(parents=True)
+    torch.save({"model": exp.get_model().state_dict(), "start_epoch": 1}, exp.run_dir / "epoch_1.pth")
+    rng = np.random.default_rng(0)
+    for split in ("val", "test"):
+        seq = tmp_path / "data" / "mot" / split / f"scene-{split}_CAM_FRONT"
+        scene = make_scene(rng, num_frames=3, num_objects=2, image_size=(90, 160))
+        write_gt(seq / "gt" / "gt.txt", scene.gt)
+        write_seqinfo(seq, SeqInfo(name=seq.name, frame_rate=12, seq_length=3, im_width=160, im_height=90))
+        (seq / "img1").mkdir()
+        for f in range(1, 4):
+            cv2.imwrite(str(seq / "img1" / f"{f:06d}.jpg"), rng.integers(0, 255, (90, 160, 3), dtype=np.uint8))
+    with pytest.raises(SystemExit):
+        tool.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--split", "test", "--device", "cpu"])
+    assert "refusing to tune on the test split" in capsys.readouterr().err
+    tool.main(["--ckpt", "epoch_1", "-f", str(exp_file), "--device", "cpu", "--trials", "2", "--conf", "0.00001",
+               "--search", "track_thresh", "--param", "low_thresh=0.00001"])
+    out = exp.run_dir / "tracking" / "tune_bytetrack"
+    document = json.loads((out / tune.SUMMARY_JSON).read_text())
+    assert Path(document["tune"]["gt"]).name == "val" and Path(document["eval"]["gt"]).name == "test"
+    assert document["eval"]["label"] == "epoch_1" and document["best"]["metrics"]["eval"] is not None
+    assert "--ckpt epoch_1" in document["reproduce"] and "--split val" in document["reproduce"]
+    assert document["best"]["config"]["low_thresh"] == 0.00001
+    assert sorted(p.name for p in (exp.run_dir / "tracking" / "det_cache").iterdir())  # the cache was used
+
+
+def test_worker_processes_share_one_study(data, tmp_path):
+    sequences = load_sequences(data / "val" / "gt", data / "val" / "dets")
+    space, _, _ = tune.search_space("bytetrack", ["match_thresh"], [])
+    setup = tune.TuneSetup("bytetrack", ByteTrackConfig(), space, tune.parse_objectives(["MOTA"]), 0.1, 0.5,
+                           tune.sqlite_url(tmp_path / tune.STUDY_DB), "shared", {"data": "val"}, seed=1)
+    study, added = tune.run_study(setup, sequences, trials=5, workers=2)
+    assert added == 5
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(5))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.params["match_thresh"] for t in trials}) == 5  # each worker sampled its own values

@@ -26,6 +26,7 @@ import itertools
 import math
 import multiprocessing
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -814,7 +815,8 @@ def write_outputs(study: Any, setup: TuneSetup, out: Path, tune_sequences: list[
                  "config": best_config.to_dict(), "metrics": scored(best_config)},
         "baseline": {"config": setup.base.to_dict(), "metrics": scored(setup.base)},
         "pareto": [{"trial": t.number, "values": list(t.values), "params": dict(t.params)} for t in front],
-        "rejected": dict(Counter(r["rejected"] for r in rows if r["rejected"]).most_common(10)),
+        "rejected": dict(Counter(re.sub(r"=-?[\d.]+(e-?\d+)?", "=...", r["rejected"]) for r in rows
+                                 if r["rejected"]).most_common(10)),
         "settings": setup.settings,
         "notes": info.get("notes", []),
     }
