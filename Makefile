@@ -27,6 +27,7 @@ bench: install
 	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_trackers.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_tune.py
 	$(PY) benchmarks/bench_cli_help.py
 
 clean-demo:

@@ -46,10 +46,12 @@ def command(tool: str, inputs: dict[str, Path], out: Path) -> list[str]:
         "conf_sweep.py": ["--dets", inputs["dets"], "--gt", inputs["gt"], "--out", out, "--conf", "0.3,0.6",
                           "--tracker", "bytetrack", "--jobs", "1"],
         "analyze_runs.py": [inputs["run"], "--out", out],
+        "tune_trackers.py": ["--dets", inputs["dets"], "--gt", inputs["gt"], "--out", out, "--trials", "2"],
     }[tool]
 
 
-TOOLS = ["make_synthetic_nuscenes.py", "convert_nuscenes.py", "track_eval.py", "conf_sweep.py", "analyze_runs.py"]
+TOOLS = ["make_synthetic_nuscenes.py", "convert_nuscenes.py", "track_eval.py", "conf_sweep.py", "analyze_runs.py",
+         "tune_trackers.py"]
 
 
 def user_folder(path: Path) -> Path:
