@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="set a range: NAME=LOW:HIGH[:STEP], choices NAME=A,B (true,false for switches), or fix "
                            "an option: NAME=VALUE; an option given a range is searched")
     tune.add_argument("--conf", type=float, default=0.1,
-                      help="detection score filter before tracking, as track_eval's --conf (0.1)")
+                      help="detection score pre-filter before tracking (track_eval's --conf-mode filter --conf; "
+                           "the trackers' own thresholds are what is tuned)")
     tune.add_argument("--eval-split", choices=("auto", "val", "test", "none"), default="auto",
                       help="with --ckpt: split the tuned config is scored on afterwards (auto: test when it exists "
                            "and differs from --split)")
@@ -223,8 +224,8 @@ def _reproduce(args: argparse.Namespace, det_dir, gt_root, config_path) -> str:
         command += ["--nms-class-agnostic"] if args.nms_class_agnostic else []
     else:
         command = ["python", "tools/track_eval.py", "--dets", str(det_dir), "--gt", str(gt_root)]
-    command += ["--tracker-config", str(config_path), "--conf", f"{args.conf:g}", "--iou", f"{args.iou:g}",
-                "--out", "CHECK_DIR"]
+    command += ["--tracker-config", str(config_path), "--conf-mode", "filter", "--conf", f"{args.conf:g}",
+                "--iou", f"{args.iou:g}", "--out", "CHECK_DIR"]
     return shlex.join(command)
 
 
