@@ -70,6 +70,10 @@ class NuScenesExp(YoloxExp):
         self.grad_clip_norm: float | None = None
         self.early_stop_patience: int | None = None
         self.ema_decay = 0.9998
+        # pretrained weights (-c): when the checkpoint's head has COCO's 80 classes, start each of our classes'
+        # classification rows (3 levels, conv weight and bias) from its COCO counterpart (car, truck, bus,
+        # pedestrian <- person, motorcycle, bicycle); trailer has none and keeps YOLOX's initialisation
+        self.init_head_from_coco = True
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -157,8 +161,43 @@ class NuScenesExp(YoloxExp):
         return build_train_loader(self, dataset, batch_size // world, epoch=1, rank=rank, world_size=world,
                                   seed=self.seed or 0, mosaic=not no_aug)
 
+    # ------------------------------------------------------------------ stock YOLOX entry points
+    def get_eval_loader(self, batch_size, is_distributed, testdev=False, legacy=False):
+        """Stock YOLOX's eval loader on our layout: annotations/<val_ann or test_ann>, image paths relative to
+        data_dir (stock looks under data_dir/val2017). Batches are stock's (image, target, info, id)."""
+        from yolox.data import COCODataset, ValTransform
+
+        split = "test" if testdev else "val"
+        check_data(self, split)
+        with quiet_stdout():
+            dataset = COCODataset(data_dir=self.data_dir, json_file=self.annotation_file(split), name="",
+                                  img_size=self.test_size, preproc=ValTransform(legacy=legacy))
+        if is_distributed:
+            batch_size = batch_size // torch.distributed.get_world_size()
+            sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
+        else:
+            sampler = torch.utils.data.SequentialSampler(dataset)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                           num_workers=self.data_num_workers, pin_memory=torch.cuda.is_available())
+
     def random_resize(self, data_loader, epoch, rank, is_distributed):
-        raise NotImplementedError("yolox_finetune's trainer picks multi-scale sizes itself (trainer.multiscale_size)")
+        """Stock YOLOX's multi-scale pick (a size within multiscale_range * 32 of input_size, or stock's optional
+        ``random_size`` range in strides, same aspect) on any device: stock's builds a CUDA tensor. Our trainer
+        uses ``trainer.multiscale_size`` instead (seeded, no broadcast)."""
+        import random
+
+        if rank == 0 or not is_distributed:
+            base = int(self.input_size[0] / 32)
+            factor = self.input_size[1] / self.input_size[0]
+            low, high = getattr(self, "random_size", None) or (base - self.multiscale_range,
+                                                                base + self.multiscale_range)
+            steps = random.randint(low, high)
+            size = [int(32 * steps), 32 * int(steps * factor)]
+        else:
+            size = [0, 0]
+        if is_distributed:
+            torch.distributed.broadcast_object_list(size, src=0)
+        return int(size[0]), int(size[1])
 
 
 @contextlib.contextmanager

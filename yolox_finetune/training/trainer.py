@@ -37,7 +37,13 @@ from yolox_finetune.core.run_files import (
     PLAN_FILE,
     TRAIN_LOG,
 )
-from yolox_finetune.training.checkpoint import load_state_tolerant, read_checkpoint, resolve_checkpoint, save_checkpoint
+from yolox_finetune.training.checkpoint import (
+    check_state_fits,
+    load_state_checked,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from yolox_finetune.training.data import build_train_loader, epoch_seed, iters_per_epoch_for, seed_everything
 from yolox_finetune.training.device import resolve_device
 from yolox_finetune.training.distributed import barrier, init_distributed, is_distributed, unwrap
@@ -268,6 +274,9 @@ class Trainer:
                     f"{self.iters_per_epoch} iters/epoch, seed {self.seed}, run dir {self.run_dir}")
 
     def _load_initial_weights(self) -> dict[str, Any] | None:
+        """The training state to resume, or None after loading ``-c`` weights (only the class-dependent head may be
+        left out; a checkpoint of another model size is refused before hours of training go into it)."""
+        exp_size = (float(self.exp.depth), float(self.exp.width))
         if self.options.resume:
             path = self.options.ckpt or str(self.run_dir / LATEST_CKPT)
             if not Path(path).is_file():
@@ -275,14 +284,20 @@ class Trainer:
             state = read_checkpoint(path)
             if "optimizer" not in state or "start_epoch" not in state:
                 raise UserError(f"--resume: {path} is a weights-only checkpoint, not a training state")
+            if "exp_name" not in state:
+                raise UserError(f"--resume: {path} was not written by this trainer (stock YOLOX?); its optimizer "
+                                "state does not match ours: start a new run from its weights with -c instead")
+            # the model's shapes must match exactly (the load itself comes with the optimizer in _restore)
+            check_state_fits(self.model, state["model"], path, exp_size=exp_size, allow_class_change=False)
             logger.info(f"resuming from {path} (epoch {state['start_epoch']} done)")
             return state
         if self.options.ckpt:
             path = resolve_checkpoint(self.options.ckpt, self.run_dir)
             state = read_checkpoint(path)
-            report = load_state_tolerant(self.model, state["model"])
-            if not report.loaded:
-                raise UserError(f"-c {path}: no tensor fits the model; is it a YOLOX checkpoint of the same size?")
+            report = load_state_checked(self.model, state["model"], path, exp_size=exp_size, allow_class_change=True,
+                                        init_head_from_coco=bool(getattr(self.exp, "init_head_from_coco", False)),
+                                        class_names=tuple(self.exp.class_names),
+                                        source_class_names=state.get("class_names"))
             logger.info(f"pretrained weights from {path}:")
             for line in report.lines():
                 logger.info("  " + line)
