@@ -288,6 +288,9 @@ def plan_lr_curve(plan: dict, exp: Any = None) -> tuple[np.ndarray, dict[str, np
             no_aug_epochs=plan["no_aug_epochs"], min_lr_ratio=min_lr_ratio,
         )
         base = np.array([scheduler.update_lr(int(i)) for i in iters])
+        from yolox_finetune.training.schedule import with_phase_curves  # phases with their own LR (issue 9)
+
+        base = with_phase_curves(plan, base)
     else:
         base = np.concatenate([np.linspace(e["lr_start"], e["lr_end"], ipe) for e in entries])
     groups_present = {g for e in entries for g in (e.get("lr_mult") or {})}

@@ -48,7 +48,13 @@ from yolox_finetune.training.data import build_train_loader, epoch_seed, iters_p
 from yolox_finetune.training.device import resolve_device
 from yolox_finetune.training.distributed import barrier, init_distributed, is_distributed, unwrap
 from yolox_finetune.training.exp import NuScenesExp
-from yolox_finetune.training.freeze import apply_phase, format_parameter_report, group_of, parameter_report
+from yolox_finetune.training.freeze import (
+    apply_phase,
+    effective_bn_policy,
+    format_parameter_report,
+    group_of,
+    parameter_report,
+)
 from yolox_finetune.training.schedule import GroupLRSchedule, build_plan
 from yolox_finetune.training.validation import evaluate
 
@@ -257,7 +263,8 @@ class Trainer:
         if exp.ema:
             from yolox.utils import ModelEMA
 
-            self.ema = ModelEMA(self.model, exp.ema_decay)
+            # a half-life in epochs becomes a per-iteration decay with this run's iterations per epoch
+            self.ema = ModelEMA(self.model, exp.ema_decay_per_iter(self.iters_per_epoch))
         if resume_state:
             self._restore(resume_state)
         if self.is_main:
@@ -323,14 +330,16 @@ class Trainer:
             return
         phase = self.exp.unfreeze_schedule[index]
         model = unwrap(self.model)
-        apply_phase(model, phase, self.exp.bn_policy)
+        apply_phase(model, phase, self.exp.bn_policy)  # the phase's own bn_policy wins over the exp's
         model.train()
         if self.world_size > 1:  # DDP registers trainable parameters at construction: rebuild it per phase
             self.model = DistributedDataParallel(
                 model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
                 broadcast_buffers=False)
+        own_lr = (f", own LR {self.schedule.phase_base_lr(index):.4g} with {phase.warmup_epochs or 0:g}-epoch warmup"
+                  if phase.has_own_lr else "")
         title = (f"phase {index + 1}/{len(self.exp.unfreeze_schedule)} from epoch {epoch} "
-                 f"(bn_policy {self.exp.bn_policy}):")
+                 f"(bn_policy {effective_bn_policy(phase, self.exp.bn_policy)}{own_lr}):")
         logger.info(format_parameter_report(parameter_report(model, phase, self.exp.bn_policy), title))
         self.phase_index = index
 
