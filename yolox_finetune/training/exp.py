@@ -24,6 +24,7 @@ from yolox_finetune.core.classes import CLASS_NAMES
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS, Phase, head_only
 from yolox_finetune.training.data import build_train_loader
+from yolox_finetune.training.tracking_validation import validate_tracking_settings
 
 #: what exps import from here besides the Exp itself
 __all__ = ["GROUPS", "NuScenesExp", "Phase", "head_only", "load_exp", "apply_overrides"]
@@ -79,6 +80,16 @@ class NuScenesExp(YoloxExp):
         # classification rows (3 levels, conv weight and bias) from its COCO counterpart (car, truck, bus,
         # pedestrian <- person, motorcycle, bicycle); trailer has none and keeps YOLOX's initialisation
         self.init_head_from_coco = True
+
+        # checkpoints chosen by what they are for (training/tracking_validation.py): at each evaluation the trackers
+        # also run on the val MOT sequences, on the boxes of the same validation pass
+        self.tracking_val: bool | str = "auto"  # "auto": on when <mot_dir>/val has sequences; True: required
+        self.tracking_val_trackers: tuple[str, ...] = ("bytetrack", "botsort")
+        self.tracking_val_conf = 0.1  # score filter before tracking, as tools/track_eval.py's --conf default
+        self.mot_dir: str | None = None  # folder holding val/<seq>/; None: <data_dir>/mot (convert_nuscenes --mot)
+        # what best_ckpt.pth is best by: "AP50_95", "AP50", or "METRIC:tracker" ("HOTA:botsort"), with a leading
+        # '-' where lower is better ("-IDSW:bytetrack")
+        self.best_metric = "AP50_95"
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -329,6 +340,7 @@ def validate_exp(exp: NuScenesExp, where: str) -> None:
         raise UserError(f"{where}: grad_clip_norm must be a positive number or None")
     if not math.isfinite(exp.basic_lr_per_img) or exp.basic_lr_per_img <= 0:
         raise UserError(f"{where}: basic_lr_per_img must be positive")
+    validate_tracking_settings(exp, where)
 
 
 def _is_number(value: Any) -> bool:
