@@ -1,4 +1,7 @@
-"""The 10-epoch head-only run whose epoch_10 checkpoint is the production model."""
+"""The 10-epoch head-only run whose epoch_10 checkpoint is the production model.
+
+EMA half-life 1 epoch: the 2 no-aug epochs hold ~76% of the final EMA (YOLOX's 0.9998: ~67%; at 2664 iters/epoch).
+"""
 
 from yolox_finetune.training.exp import NuScenesExp
 
@@ -14,3 +17,4 @@ class Exp(NuScenesExp):
         self.min_lr_ratio = 0.05
         self.mosaic_prob = 0.5
         self.mixup_prob = 0.5
+        self.ema_half_life_epochs = 1.0

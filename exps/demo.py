@@ -31,6 +31,9 @@ class Exp(NuScenesExp):
         self.mixup_prob = 0.2
         self.mosaic_scale = (0.5, 1.5)
         self.seed = 0
+        # best_ckpt.pth by tracking quality, not mAP: the demo's tracking steps evaluate "best", and the best-mAP epoch
+        # is not the best tracking epoch (tracking validation runs on the converter's val MOT sequences)
+        self.best_metric = "HOTA:bytetrack"
         self.unfreeze_schedule = (
             Phase(1, {"head": 1.0}),
             Phase(3, {"pafpn": 0.5, "head": 1.0}),

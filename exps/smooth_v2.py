@@ -1,4 +1,7 @@
-"""V2: longer warmup and no-aug tail, lower LR and lighter mosaic/mixup for a smoother loss; head-only."""
+"""V2: longer warmup and no-aug tail, lower LR and lighter mosaic/mixup for a smoother loss; head-only.
+
+EMA half-life 2 epochs: the 5 no-aug epochs hold ~88% of the final EMA (YOLOX's 0.9998: ~65%; at 666 iters/epoch).
+"""
 
 import os
 import sys
@@ -17,3 +20,4 @@ class Exp(V1Exp):
         self.min_lr_ratio = 0.05
         self.mosaic_prob = 0.3
         self.mixup_prob = 0.3
+        self.ema_half_life_epochs = 2.0

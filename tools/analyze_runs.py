@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: best AP50-95 {_fmt(head['best_ap50_95'])} (epoch {head['best_epoch']}), "
               f"AP50 {_fmt(head['best_ap50'])}; residual RSD {_fmt(osc['residual_rsd_pct'], '.2f')}% "
               f"(window {_fmt(osc['window_epochs'], '.3g')} epochs); {verdicts}")
+        chosen = head.get("best_checkpoint")
+        if chosen:
+            print(f"  best_ckpt.pth: epoch {chosen['epoch']}, chosen by {chosen['metric']} ({_fmt(chosen['value'])})")
+        for tracker in dict.fromkeys(b["tracker"] for b in head.get("tracking_bests") or []):
+            bests = [b for b in head["tracking_bests"] if b["tracker"] == tracker]
+            print(f"  {tracker} (tracking validation): " + ", ".join(
+                f"{b['metric']} best {_fmt(b['value'])} at epoch {b['epoch']}" for b in bests))
     for line in result["comparison"]:
         print(line)
     print(f"report: {result['report_md']}\n        {result['report_html']}")

@@ -123,12 +123,15 @@ class Pipeline:
         epochs = [r for r in records if r.get("type") == "epoch"]
         scored = [e for e in epochs if e.get("ap50") is not None]
         best = max(scored, key=lambda e: e["ap50_95"]) if scored else {}
+        chosen = next((e for e in reversed(epochs) if e.get("best_epoch") is not None), {})
         metrics = json.loads((run / "tracking" / "best" / "metrics.json").read_text())
         tracking = {name: {k: t["overall"].get(k) for k in ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")}
                     for name, t in metrics["trackers"].items()}
         return {
             "val_ap50": best.get("ap50"), "val_ap50_95": best.get("ap50_95"), "best_epoch": best.get("epoch"),
             "tracking_test": tracking,
+            "best_ckpt": {"epoch": chosen.get("best_epoch"), "metric": chosen.get("best_metric"),
+                          "value": chosen.get("best_value")},
             "report": str(self.out / "report" / "report.html"),
             "sweep": str(run / "tracking" / "sweep" / "sweep.md"),
             "timings_s": {k: round(v, 1) for k, v in self.timings.items()},
@@ -162,6 +165,10 @@ def format_headline(summary: dict[str, Any]) -> str:
         f"detector (val split, best epoch {summary['best_epoch']}): mAP@0.5 {pct(summary['val_ap50'])}, "
         f"mAP@[.5:.95] {pct(summary['val_ap50_95'])}",
     ]
+    chosen = summary.get("best_ckpt") or {}
+    if chosen.get("epoch") is not None:
+        lines.append(f"best_ckpt.pth: epoch {chosen['epoch']}, chosen by {chosen['metric']} on the val sequences "
+                     f"({format_number(chosen.get('value'), '.1f')}); the tracking below uses it")
     for name, m in summary["tracking_test"].items():
         def fmt(key, m=m):
             return format_number(m.get(key), ".1f")

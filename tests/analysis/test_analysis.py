@@ -302,7 +302,8 @@ def test_plan_curve_follows_the_yolox_schedule_of_a_real_exp(tmp_path):
                 assert curve[first] == pytest.approx(entry["lr_start"] * mult)
                 assert curve[last] == pytest.approx(entry["lr_end"] * mult)
     head = curves["head"]
-    assert head[-1] == pytest.approx(plan["base_lr"] * exp.min_lr_ratio)  # the no-aug tail sits at the minimum
+    # the no-aug tail sits at the last phase's minimum (progressive_unfreeze gives each phase its own LR)
+    assert head[-1] == pytest.approx(plan["phases"][-1]["base_lr"] * exp.min_lr_ratio)
     assert head.max() == pytest.approx(plan["base_lr"])  # warmup reaches the base LR
     assert_real_png(plot_plan(plan, exp, tmp_path / "plan.png"))
 
@@ -450,3 +451,78 @@ def test_each_runs_events_are_marked_and_unreached_ones_are_planned(tmp_path):
     texts = [t.get_text() for t in ax.texts]
     plt.close(fig)
     assert texts == ["stopped: P1", "stopped: no-aug (planned)", "done: P1", "done: no-aug"]
+
+
+# ------------------------------------------------------------------------------------------------ tracking validation
+#: per epoch 1..6: (bytetrack HOTA, MOTA, IDF1, IDSW), (botsort HOTA, MOTA, IDF1, IDSW); AP50-95 rises to epoch 6.
+TRACKING_BY_EPOCH = {
+    1: ((30.0, 20.0, 35.0, 40), (31.0, 21.0, 36.0, 38)),
+    2: ((35.0, 28.0, 40.0, 30), (39.0, 27.0, 41.0, 31)),
+    3: ((38.0, 30.0, 44.0, 12), (36.0, 29.0, 42.0, 25)),
+    4: ((41.0, 33.0, 45.0, 20), (37.0, 31.0, 44.0, 20)),
+    5: ((40.0, 35.0, 44.0, 22), (38.0, 33.0, 43.0, 22)),
+    6: ((39.0, 34.0, 46.0, 25), (38.0, 32.0, 45.0, 24)),
+}
+
+
+def add_tracking(run_dir: Path, best_metric: str = "HOTA:bytetrack", best_epoch: int = 4) -> Path:
+    """Give a written run's epoch records the trainer's tracking validation fields (and its best-checkpoint fields:
+    ``best_epoch`` is the epoch the trainer had chosen by each epoch's end)."""
+    lines = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["type"] == "epoch":
+            epoch = record["epoch"]
+            record["tracking"] = {name: dict(zip(("HOTA", "MOTA", "IDF1", "IDSW"), values))
+                                  for name, values in zip(("bytetrack", "botsort"), TRACKING_BY_EPOCH[epoch])}
+            chosen = min(epoch, best_epoch)
+            record.update(best_metric=best_metric, best_epoch=chosen, is_best=epoch <= best_epoch,
+                          best_value=TRACKING_BY_EPOCH[chosen][0][0])
+        lines.append(json.dumps(record))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return run_dir
+
+
+def test_tracking_validation_is_plotted_beside_map_with_each_metrics_best_epoch(tmp_path, monkeypatch, capsys):
+    run_dir = add_tracking(write_run(tmp_path / "tracked"))
+    result = analyze_runs([run_dir], tmp_path / "out")
+    assert_real_png(result["plots"]["tracking"])
+    bests = {(b["metric"], b["tracker"]): b["epoch"] for b in result["runs"]["tracked"]["tracking_bests"]}
+    assert bests == {("HOTA", "bytetrack"): 4, ("MOTA", "bytetrack"): 5, ("IDF1", "bytetrack"): 6,
+                     ("IDSW", "bytetrack"): 3, ("HOTA", "botsort"): 2, ("MOTA", "botsort"): 5,
+                     ("IDF1", "botsort"): 6, ("IDSW", "botsort"): 4}  # IDSW: the lowest; ties: the earliest
+    assert result["runs"]["tracked"]["best_epoch"] == 6  # the best-mAP epoch is another one
+    assert result["runs"]["tracked"]["best_checkpoint"] == {"epoch": 4, "metric": "HOTA:bytetrack", "value": 41.0}
+    chosen = [b for b in result["runs"]["tracked"]["tracking_bests"] if b["chosen"]]
+    assert [(b["metric"], b["tracker"]) for b in chosen] == [("HOTA", "bytetrack")]
+    assert checkpoint_epoch(load_run(run_dir), "best_ckpt.pth") == 4  # what the trainer chose, not the AP argmax
+
+    md = Path(result["report_md"]).read_text()
+    assert "## Tracking validation per epoch (HOTA / MOTA / IDF1 / IDSW)" in md
+    assert "| epoch | tracked bytetrack | tracked botsort |" in md
+    assert "| 4 | 41 / 33 / 45 / 20 * | 37 / 31 / 44 / 20 * |" in md  # * : the epoch best_ckpt.pth holds
+    assert "best_ckpt.pth: tracked: epoch 4, chosen by HOTA:bytetrack (41)." in md
+    assert "| tracked | IDSW | bytetrack | lowest | 3 | 12 |  |" in md
+    assert "| tracked | HOTA | bytetrack | highest | 4 | 41 | yes |" in md
+    assert "Tracking validation per epoch" in Path(result["report_html"]).read_text()
+
+    monkeypatch.setattr(sys, "argv", ["analyze_runs.py", str(run_dir), "--out", str(tmp_path / "cli")])
+    runpy.run_path(str(REPO / "tools" / "analyze_runs.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "  best_ckpt.pth: epoch 4, chosen by HOTA:bytetrack (41)" in out
+    assert "  bytetrack (tracking validation): HOTA best 41 at epoch 4, MOTA best 35 at epoch 5" in out
+
+
+def test_runs_without_tracking_validation_keep_their_report(tmp_path):
+    plain = write_run(tmp_path / "plain")
+    result = analyze_runs([plain], tmp_path / "alone")
+    assert "tracking" not in result["plots"]
+    assert result["runs"]["plain"]["tracking_bests"] == [] and result["runs"]["plain"]["best_checkpoint"] is None
+    assert "Tracking validation per epoch" not in Path(result["report_md"]).read_text()
+    assert checkpoint_epoch(load_run(plain), "best_ckpt.pth") == 6  # old runs: best by AP50-95, as before
+
+    tracked = add_tracking(write_run(tmp_path / "tracked", seed=1))
+    both = analyze_runs([plain, tracked], tmp_path / "both")
+    assert_real_png(both["plots"]["tracking"])
+    md = Path(both["report_md"]).read_text()
+    assert "| epoch | tracked bytetrack | tracked botsort |" in md  # only the run that has it gets columns

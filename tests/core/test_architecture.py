@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "trackers": set(),
     "mot": {"core", "trackers"},
     "nuscenes": {"core", "mot"},
-    "training": {"core", "mot"},
+    "training": {"core", "trackers", "mot"},
     "tracking": {"core", "trackers", "mot", "training"},
     "analysis": {"core", "mot", "training"},
     "demo": {"core"},

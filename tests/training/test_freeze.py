@@ -128,3 +128,42 @@ def test_parameter_report_counts_and_flags():
     assert by_group["pafpn"].trainable and by_group["pafpn"].lr_mult == pytest.approx(0.1)
     assert not by_group["dark5"].trainable and by_group["dark5"].bn_frozen
     assert sum(r.params for r in rows) == sum(p.numel() for p in model.parameters())
+
+
+def test_requires_grad_only_moves_frozen_bn_statistics_and_frozen_groups_does_not():
+    """The user's old script (requires_grad only) vs ours: same frozen weights, different BatchNorm statistics."""
+    moved = {}
+    for policy in ("requires_grad_only", "frozen_groups"):
+        model = tiny_model()
+        apply_phase(model, Phase(1, {"head": 1.0}), bn_policy=policy)
+        before = snapshot(model)
+        train_steps(model, steps=2)
+        after = snapshot(model)
+        assert changed_groups(before, after, "param") == {"head"}, policy
+        for name, param in model.named_parameters():
+            assert (param.grad is not None) == (group_of(name) == "head"), (policy, name)
+        moved[policy] = changed_groups(before, after, "running")
+    assert moved["requires_grad_only"] == set(GROUPS)
+    assert moved["frozen_groups"] == {"head"}
+
+
+def test_a_phase_bn_policy_overrides_the_exps():
+    model = tiny_model()
+    # the exp says frozen_groups; the phase keeps the backbone's statistics while dark5 and the PAFPN train
+    apply_phase(model, Phase(1, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}, bn_policy="backbone"), "frozen_groups")
+    before = snapshot(model)
+    train_steps(model, steps=2)
+    after = snapshot(model)
+    assert changed_groups(before, after, "running") == {"head"}
+    assert changed_groups(before, after, "param") == {"dark5", "pafpn", "head"}
+    rows = {r.group: r for r in parameter_report(model, Phase(1, {"dark5": 1.0, "head": 1.0}, bn_policy="backbone"))}
+    assert rows["dark5"].trainable and rows["dark5"].bn_frozen and not rows["head"].bn_frozen
+    # a later phase without its own policy falls back to the exp's and unlocks the trainable groups again
+    apply_phase(model, Phase(2, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}), "frozen_groups")
+    model.train()
+    assert type(model.backbone.backbone.dark5[0].bn) is nn.BatchNorm2d and model.backbone.backbone.dark5[0].bn.training
+    # and requires_grad_only switches every locked layer back to a plain, training BatchNorm
+    apply_phase(model, Phase(3, {"head": 1.0}), "requires_grad_only")
+    model.train()
+    assert all(bn_modes(model).values())
+    assert not any(isinstance(m, EvalModeBatchNorm2d) for m in model.modules())

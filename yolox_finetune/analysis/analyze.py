@@ -32,10 +32,19 @@ from yolox_finetune.analysis.plots import (
     plot_lr,
     plot_plan,
     plot_sweep,
+    plot_tracking,
     plot_validation,
 )
 from yolox_finetune.analysis.report import write_report
-from yolox_finetune.analysis.runs import Run, as_number, best_sweep_rows, check_metric, load_runs, sweep_winners
+from yolox_finetune.analysis.runs import (
+    Run,
+    as_number,
+    best_sweep_rows,
+    check_metric,
+    epoch_bests,
+    load_runs,
+    sweep_winners,
+)
 from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import claim_output_dir, write_marker
@@ -126,6 +135,10 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
         "validation": plot_validation(runs, out_dir / "validation.png"),
         "oscillation": plot_epoch_oscillation(runs, per_epoch, out_dir / "oscillation_per_epoch.png"),
     }
+    bests = {run.name: epoch_bests(run) for run in runs}
+    if any(run.trackers() for run in runs):  # tracking validation per epoch, beside mAP
+        plots["tracking"] = plot_tracking(runs, [b for run in runs for b in bests[run.name]],
+                                          out_dir / "tracking_validation.png")
     tracking = [row for run in runs for row in best_sweep_rows(run, best_by)]
     winners = [w for run in runs for w in sweep_winners(run)]
     for run in runs:
@@ -145,9 +158,10 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
         "window_images": frame["window_images"], "span_epochs": list(span) if span else None,
         "last_epochs": last_epochs, "notes": frame["notes"],
     }
-    headline = {r.name: run_headline(r, overall[r.name], whole[r.name], convergence[r.name]) for r in runs}
+    headline = {r.name: run_headline(r, overall[r.name], whole[r.name], convergence[r.name], bests[r.name])
+                for r in runs}
     report_md, report_html = write_report(out_dir, runs, overall, whole, per_epoch, convergence, comparisons, plots,
-                                          tracking, winners, method)
+                                          tracking, winners, method, [b for run in runs for b in bests[run.name]])
     result = {
         "out_dir": str(out_dir), "report_md": str(report_md), "report_html": str(report_html),
         "plots": {k: str(v) for k, v in plots.items()}, "oscillation_method": method, "runs": headline,
@@ -179,8 +193,9 @@ def _file_safe(name: str) -> str:
 
 
 def run_headline(run: Run, stats: OscillationStats, whole: OscillationStats,
-                 convergence: Sequence[Convergence]) -> dict:
-    """The numbers a user looks at first: progress, best/last val mAP, oscillation and the convergence verdicts."""
+                 convergence: Sequence[Convergence], bests: Sequence[dict] = ()) -> dict:
+    """The numbers a user looks at first: progress, best/last val mAP, oscillation, the convergence verdicts and,
+    with tracking validation, each tracking metric's best epoch and the metric that chose best_ckpt.pth."""
     ap = [(r["epoch"], as_number(r.get("ap50_95")), as_number(r.get("ap50"))) for r in run.epochs]
     ap = [a for a in ap if math.isfinite(a[1])]
     best = max(ap, key=lambda a: a[1]) if ap else None
@@ -195,6 +210,8 @@ def run_headline(run: Run, stats: OscillationStats, whole: OscillationStats,
         "last_ap50_95": ap[-1][1] if ap else None, "last_ap50": ap[-1][2] if ap else None,
         "oscillation": stats.as_dict(), "oscillation_whole_run": whole.as_dict(),
         "convergence": [c.as_dict() for c in convergence],
+        "best_checkpoint": run.best_checkpoint(),
+        "tracking_bests": [b for b in bests if b["tracker"] is not None],
     }
 
 

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from yolox_finetune.analysis.oscillation import running_trend
-from yolox_finetune.analysis.runs import Run, as_number, plan_no_aug_start
+from yolox_finetune.analysis.runs import TRACKING_EPOCH_METRICS, Run, as_number, plan_no_aug_start
 from yolox_finetune.core.atomic_io import atomic_open
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS
@@ -191,6 +191,50 @@ def plot_validation(runs: Sequence[Run], out_png: Path) -> Path:
     return _save(fig, out_png)
 
 
+#: line style of each tracker in the tracking plot (colour is the run's).
+_TRACKER_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_tracking(runs: Sequence[Run], bests: Sequence[dict], out_png: Path) -> Path:
+    """Tracking validation per epoch beside val mAP: AP50-95, AP50, then HOTA, MOTA, IDF1 and IDSW of each tracker
+    (colour: run, line style: tracker), the best epoch of every line starred (IDSW: lowest) and best_ckpt.pth's
+    epoch ringed in the panel of the metric that chose it."""
+    panels = [("AP50_95", "val AP50-95"), ("AP50", "val AP50")] + [(m, f"val {m}") for m in TRACKING_EPOCH_METRICS]
+    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(16, 8.5), squeeze=False)
+    colours = run_colours(len(runs))
+    for ax, (metric, title) in zip(axes.flat, panels):
+        drawn = False
+        for row, (run, colour) in enumerate(zip(runs, colours)):
+            key = metric.lower()  # ap50_95, ap50 in the epoch records
+            lines = ([(None, "-", lambda r, key=key: as_number(r.get(key)))] if metric.startswith("AP") else
+                     [(t, _TRACKER_STYLES[k % len(_TRACKER_STYLES)],
+                       lambda r, t=t, run=run, m=metric: run.tracking_value(r, t, m))
+                      for k, t in enumerate(run.trackers())])
+            for tracker, style, getter in lines:
+                epochs, values = _epoch_values(run, getter)
+                if not np.isfinite(values).any():
+                    continue
+                label = run.name if tracker is None else f"{run.name} {tracker}"
+                ax.plot(epochs, values, linestyle=style, marker="o", markersize=3, color=colour, label=label)
+                for best in bests:
+                    if best["run"] == run.name and best["metric"] == metric and best["tracker"] == tracker:
+                        ax.plot([best["epoch"]], [best["value"]], marker="*", markersize=15, color=colour,
+                                markeredgecolor="black", linestyle="none")
+                        if best["chosen"]:
+                            ax.plot([best["epoch"]], [best["value"]], marker="o", markersize=20, fillstyle="none",
+                                    color="black", linestyle="none", label=f"{run.name}: best_ckpt.pth")
+                drawn = True
+            if drawn:
+                mark_events(ax, run, colour, label_runs=False, row=row)
+        side = "lower" if metric in LOWER_IS_BETTER else "higher"
+        ax.set_ylabel(f"{title} ({side} is better)")
+        _finish_epoch_axis(ax, title, drawn,
+                           "no validation yet" if metric.startswith("AP") else "no tracking validation")
+    fig.suptitle("tracking validation per epoch beside mAP; stars: each line's best epoch, ring: best_ckpt.pth")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
 def _finish_epoch_axis(ax: plt.Axes, title: str, drawn: bool, empty_text: str = "no data") -> None:
     """Title, epoch axis, grid, plain numbers, and a legend when something was drawn (else a note)."""
     ax.set_title(title)
@@ -288,6 +332,9 @@ def plan_lr_curve(plan: dict, exp: Any = None) -> tuple[np.ndarray, dict[str, np
             no_aug_epochs=plan["no_aug_epochs"], min_lr_ratio=min_lr_ratio,
         )
         base = np.array([scheduler.update_lr(int(i)) for i in iters])
+        from yolox_finetune.training.schedule import with_phase_curves  # phases with their own LR (issue 9)
+
+        base = with_phase_curves(plan, base)
     else:
         base = np.concatenate([np.linspace(e["lr_start"], e["lr_end"], ipe) for e in entries])
     groups_present = {g for e in entries for g in (e.get("lr_mult") or {})}

@@ -19,7 +19,7 @@ import numpy as np
 
 from yolox_finetune.analysis.convergence import Convergence
 from yolox_finetune.analysis.oscillation import OscillationStats
-from yolox_finetune.analysis.runs import Run
+from yolox_finetune.analysis.runs import TRACKING_EPOCH_METRICS, Run
 from yolox_finetune.core.atomic_io import atomic_write_text
 from yolox_finetune.core.formatting import format_number
 
@@ -170,6 +170,33 @@ def val_map_rows(runs: Sequence[Run]) -> tuple[tuple[str, ...], ...]:
     return tuple(rows)
 
 
+def tracking_epoch_rows(runs: Sequence[Run]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(headers, rows) of the tracking validation per epoch: one column per run and tracker holding
+    HOTA / MOTA / IDF1 / IDSW; the epoch best_ckpt.pth holds is starred."""
+    columns = [(run, tracker) for run in runs for tracker in run.trackers()]
+    headers = ("epoch", *(f"{run.name} {tracker}" for run, tracker in columns))
+    epochs = sorted({r["epoch"] for run, _ in columns for r in run.epochs})
+    rows = []
+    for epoch in epochs:
+        row = [str(epoch)]
+        for run, tracker in columns:
+            record = next((r for r in run.epochs if r["epoch"] == epoch), None)
+            values = [run.tracking_value(record, tracker, m) for m in TRACKING_EPOCH_METRICS] if record else []
+            if not values or all(np.isnan(values)):
+                row.append(MISSING)
+                continue
+            chosen = run.best_checkpoint()
+            star = " *" if chosen and chosen["epoch"] == epoch else ""
+            row.append(" / ".join(fmt(v, ".4g") for v in values) + star)
+        rows.append(tuple(row))
+    return headers, tuple(rows)
+
+
+def best_epoch_rows(bests: Sequence[dict]) -> tuple[tuple[str, ...], ...]:
+    return tuple((b["run"], b["metric"], b["tracker"] or MISSING, b["direction"], fmt(b["epoch"]), fmt(b["value"]),
+                  "yes" if b["chosen"] else "") for b in bests)
+
+
 def tracking_rows(tracking: Sequence[dict]) -> tuple[tuple[str, ...], ...]:
     return tuple(
         (t["run"], t["split"] or MISSING, t["checkpoint"], fmt(t["epoch"]), fmt(t["ap50_95"]), fmt(t["ap50"]),
@@ -190,8 +217,9 @@ def winner_rows(winners: Sequence[dict]) -> tuple[tuple[str, ...], ...]:
 def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats], whole: dict[str, OscillationStats],
                  per_epoch: dict[str, dict[int, float]], convergence: dict[str, Sequence[Convergence]],
                  comparisons: Sequence[str], plots: dict[str, Path], tracking: Sequence[dict],
-                 winners: Sequence[dict], method: dict) -> list[Block]:
-    """The report's content, in reading order."""
+                 winners: Sequence[dict], method: dict, bests: Sequence[dict] = ()) -> list[Block]:
+    """The report's content, in reading order; ``bests`` (``runs.epoch_bests``) adds the tracking validation
+    sections for runs that have it."""
     reference = runs[0]
     window_text = (f"{fmt(overall[reference.name].window_epochs, '.3g')} epochs of {reference.name}"
                    + (f" = {fmt(method['window_images'], ',.0f')} images seen, the same number of images for every "
@@ -237,6 +265,22 @@ def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats], whol
         Table(("epoch", *(r.name for r in runs)), val_map_rows(runs))
         if any(r.epochs for r in runs) else Paragraph("No epoch records yet."),
     ]
+    if any(r.trackers() for r in runs):
+        headers, rows = tracking_epoch_rows(runs)
+        chosen = [f"{r.name}: epoch {c['epoch']}, chosen by {c['metric']} ({fmt(c['value'])})"
+                  for r in runs if (c := r.best_checkpoint()) is not None]
+        blocks += [
+            Heading("Tracking validation per epoch (HOTA / MOTA / IDF1 / IDSW)"),
+            Paragraph("At each evaluation the trackers ran over the val MOT sequences on the boxes of the same "
+                      "validation pass that gave mAP (tools/track_eval.py's defaults: score >= tracking_val_conf, "
+                      "IoU 0.5). * marks the epoch best_ckpt.pth holds."),
+            Table(headers, rows),
+            Heading("Best epoch by each validation metric", 3),
+            Paragraph("Each metric in its own direction (IDSW: lowest), the earliest epoch on ties. best_ckpt.pth: "
+                      + ("; ".join(chosen) if chosen else "not recorded by the trainer") + "."),
+            Table(("run", "metric", "tracker", "best is", "epoch", "value", "chose best_ckpt.pth"),
+                  best_epoch_rows(bests)),
+        ]
     if winners:
         blocks += [
             Heading("Which epoch and threshold win, by each headline metric"),
@@ -261,6 +305,9 @@ def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats], whol
         "lr": "Learning rate per parameter group (log axis); dashed: phase starts, dotted: no-aug start.",
         "validation": "Validation loss and mAP per epoch; a missing epoch is a break in the line.",
         "oscillation": "Residual RSD of the total loss per epoch.",
+        "tracking": "Tracking validation per epoch beside val AP50-95: colour per run, line style per tracker; "
+                    "stars: each line's best epoch (IDSW: lowest), ring: the epoch best_ckpt.pth holds, in the panel "
+                    "of the metric that chose it.",
     }
     blocks.append(Heading("Plots"))
     for key, path in plots.items():
@@ -277,12 +324,13 @@ def build_blocks(runs: Sequence[Run], overall: dict[str, OscillationStats], whol
 def write_report(out_dir: Path, runs: Sequence[Run], overall: dict[str, OscillationStats],
                  whole: dict[str, OscillationStats], per_epoch: dict[str, dict[int, float]],
                  convergence: dict[str, Sequence[Convergence]], comparisons: Sequence[str], plots: dict[str, Path],
-                 tracking: Sequence[dict], winners: Sequence[dict], method: dict) -> tuple[Path, Path]:
+                 tracking: Sequence[dict], winners: Sequence[dict], method: dict,
+                 bests: Sequence[dict] = ()) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically) and return their paths."""
     out_dir = Path(out_dir)
     title = "Training analysis: " + " vs ".join(r.name for r in runs)
     blocks = build_blocks(runs, overall, whole, per_epoch, convergence, comparisons, plots, tracking, winners,
-                          method)
+                          method, bests)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, render_markdown(title, blocks, out_dir))
     atomic_write_text(html_path, render_html(title, blocks))

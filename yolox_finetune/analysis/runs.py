@@ -29,6 +29,8 @@ SWEEP_METRICS: tuple[str, ...] = ("MOTA", "HOTA", "IDF1")
 SWEEP_COLUMNS_SHOWN: tuple[str, ...] = ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN")
 #: the metrics the report names a winning epoch and threshold for.
 HEADLINE_METRICS: tuple[str, ...] = ("MOTA", "IDF1", "HOTA", "IDSW")
+#: tracking-validation metrics (metrics.jsonl epoch records, ``tracking``) the report plots per epoch.
+TRACKING_EPOCH_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", "IDSW")
 #: folder names that say which split a sweep was run on.
 _SPLIT_NAMES = ("train", "val", "test", "mini_train", "mini_val", "trainval")
 
@@ -127,6 +129,29 @@ class Run:
 
     def epoch_numbers(self) -> list[int]:
         return [r["epoch"] for r in self.epochs]
+
+    def trackers(self) -> list[str]:
+        """Trackers of the tracking validation (epoch records' ``tracking``), in the order first logged."""
+        names: dict[str, None] = {}
+        for record in self.epochs:
+            if isinstance(record.get("tracking"), dict):
+                names.update(dict.fromkeys(str(k) for k in record["tracking"]))
+        return list(names)
+
+    def tracking_value(self, record: dict, tracker: str, metric: str) -> float:
+        """``metric`` of ``tracker`` in one epoch record's tracking validation; NaN when absent or undefined."""
+        tracking = record.get("tracking")
+        entry = tracking.get(tracker) if isinstance(tracking, dict) else None
+        return as_number(entry.get(metric)) if isinstance(entry, dict) else math.nan
+
+    def best_checkpoint(self) -> dict | None:
+        """``{"epoch", "metric", "value"}`` of best_ckpt.pth as the trainer chose it (the last epoch record that
+        names it); None for runs written before the trainer recorded it."""
+        for record in reversed(self.epochs):
+            if isinstance(record.get("best_epoch"), int) and record.get("best_metric"):
+                return {"epoch": record["best_epoch"], "metric": str(record["best_metric"]),
+                        "value": as_number(record.get("best_value"))}
+        return None
 
     def _epoch_start_iter(self, epoch: int, fallback: float) -> float:
         ipe = self.iters_per_epoch
@@ -342,6 +367,9 @@ def checkpoint_epoch(run: Run, checkpoint: str) -> int | None:
         if record.get("checkpoint") and Path(str(record["checkpoint"])).name == base:
             return record["epoch"]
     stem = base.removesuffix(".pth").removesuffix("_ckpt")
+    chosen = run.best_checkpoint()
+    if stem == "best" and chosen is not None:  # the trainer says which epoch it chose, and by which metric
+        return chosen["epoch"]
     with_ap = [r for r in run.epochs if math.isfinite(as_number(r.get("ap50_95")))]
     if stem == "best" and with_ap:
         best = max(as_number(r.get("ap50_95")) for r in with_ap)
@@ -418,6 +446,33 @@ def sweep_winners(run: Run, metrics: Sequence[str] = HEADLINE_METRICS) -> list[d
                             "value": as_number(best.get(metric)),
                             "direction": "lowest" if metric in LOWER_IS_BETTER else "highest"})
     return winners
+
+
+def epoch_bests(run: Run) -> list[dict]:
+    """The best epoch of each validation metric in the metric's own direction (the earliest on ties): AP50-95 and
+    AP50, then each tracker's HOTA, MOTA, IDF1 and IDSW where the run has tracking validation. Each entry:
+    ``{"run", "metric", "tracker", "direction", "epoch", "value", "chosen"}``, ``chosen`` marking the metric that
+    picked best_ckpt.pth."""
+    chosen = run.best_checkpoint()
+    series: list[tuple[str, str | None, Any]] = [("AP50_95", None, lambda r: as_number(r.get("ap50_95"))),
+                                                ("AP50", None, lambda r: as_number(r.get("ap50")))]
+    for tracker in run.trackers():
+        for metric in TRACKING_EPOCH_METRICS:
+            series.append((metric, tracker, lambda r, t=tracker, m=metric: run.tracking_value(r, t, m)))
+    bests = []
+    for metric, tracker, getter in series:
+        best_epoch, best_value = None, math.nan
+        for record in run.epochs:
+            value = getter(record)
+            if math.isfinite(value) and (best_epoch is None or better(metric, value, best_value)):
+                best_epoch, best_value = record["epoch"], value
+        if best_epoch is None:
+            continue
+        name = metric if tracker is None else f"{'-' if metric in LOWER_IS_BETTER else ''}{metric}:{tracker}"
+        bests.append({"run": run.name, "metric": metric, "tracker": tracker,
+                      "direction": "lowest" if metric in LOWER_IS_BETTER else "highest", "epoch": best_epoch,
+                      "value": best_value, "chosen": chosen is not None and chosen["metric"] == name})
+    return bests
 
 
 def plan_no_aug_start(plan: dict) -> float | None:

@@ -138,7 +138,7 @@ class Detector:
         self.min_conf = min(CACHE_MIN_CONF, float(exp.test_conf)) if min_conf is None else float(min_conf)
         self.transform = ValTransform(legacy=False)
         model = build_model(exp)
-        load_model_weights(model, ckpt_path)
+        load_model_weights(model, ckpt_path, exp)
         model.to(self.device).eval()
         self.model = model.half() if self.precision == FP16 else model
 

@@ -24,12 +24,15 @@ from yolox_finetune.core.classes import CLASS_NAMES
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS, Phase, head_only
 from yolox_finetune.training.data import build_train_loader
+from yolox_finetune.training.tracking_validation import validate_tracking_settings
 
 #: what exps import from here besides the Exp itself
 __all__ = ["GROUPS", "NuScenesExp", "Phase", "head_only", "load_exp", "apply_overrides"]
 
 #: BatchNorm policies: which BN layers keep their running statistics frozen (eval mode) during training.
-BN_POLICIES: tuple[str, ...] = ("frozen_groups", "backbone")
+#: ``frozen_groups``: those of frozen groups; ``backbone``: also those of trainable CSPDarknet/PAFPN groups;
+#: ``requires_grad_only``: none (frozen weights, moving statistics: what a plain ``requires_grad=False`` script does).
+BN_POLICIES: tuple[str, ...] = ("frozen_groups", "backbone", "requires_grad_only")
 
 
 class NuScenesExp(YoloxExp):
@@ -69,7 +72,24 @@ class NuScenesExp(YoloxExp):
         # optional, off by default
         self.grad_clip_norm: float | None = None
         self.early_stop_patience: int | None = None
+        # phases, EMA and BatchNorm (issue 9): the EMA's memory as a half-life in epochs, converted with the run's
+        # iterations per epoch (None keeps the per-iteration ``ema_decay``, YOLOX's 0.9998 tuned for 300 COCO epochs)
         self.ema_decay = 0.9998
+        self.ema_half_life_epochs: float | None = None
+        # pretrained weights (-c): when the checkpoint's head has COCO's 80 classes, start each of our classes'
+        # classification rows (3 levels, conv weight and bias) from its COCO counterpart (car, truck, bus,
+        # pedestrian <- person, motorcycle, bicycle); trailer has none and keeps YOLOX's initialisation
+        self.init_head_from_coco = True
+
+        # checkpoints chosen by what they are for (training/tracking_validation.py): at each evaluation the trackers
+        # also run on the val MOT sequences, on the boxes of the same validation pass
+        self.tracking_val: bool | str = "auto"  # "auto": on when <mot_dir>/val has sequences; True: required
+        self.tracking_val_trackers: tuple[str, ...] = ("bytetrack", "botsort")
+        self.tracking_val_conf = 0.1  # score filter before tracking, as tools/track_eval.py's --conf default
+        self.mot_dir: str | None = None  # folder holding val/<seq>/; None: <data_dir>/mot (convert_nuscenes --mot)
+        # what best_ckpt.pth is best by: "AP50_95", "AP50", or "METRIC:tracker" ("HOTA:botsort"), with a leading
+        # '-' where lower is better ("-IDSW:bytetrack")
+        self.best_metric = "AP50_95"
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -95,6 +115,18 @@ class NuScenesExp(YoloxExp):
 
     def phase_for_epoch(self, epoch: int) -> Phase:
         return self.unfreeze_schedule[self.phase_index(epoch)]
+
+    def phase_epochs(self, index: int) -> tuple[int, int]:
+        """First and last 1-based epoch of phase ``index`` in this run (last < first when it never runs)."""
+        phases = self.unfreeze_schedule
+        last = phases[index + 1].start_epoch - 1 if index + 1 < len(phases) else self.max_epoch
+        return phases[index].start_epoch, min(last, self.max_epoch)
+
+    def ema_decay_per_iter(self, iters_per_epoch: int) -> float:
+        """The decay YOLOX's ModelEMA gets: ``ema_decay``, or the one whose half-life is ``ema_half_life_epochs``."""
+        if self.ema_half_life_epochs is None:
+            return float(self.ema_decay)
+        return 0.5 ** (1.0 / (float(self.ema_half_life_epochs) * iters_per_epoch))
 
     def is_no_aug_epoch(self, epoch: int) -> bool:
         """1-based ``epoch`` is one of the last ``no_aug_epochs``: mosaic/mixup off, L1 loss on."""
@@ -157,8 +189,43 @@ class NuScenesExp(YoloxExp):
         return build_train_loader(self, dataset, batch_size // world, epoch=1, rank=rank, world_size=world,
                                   seed=self.seed or 0, mosaic=not no_aug)
 
+    # ------------------------------------------------------------------ stock YOLOX entry points
+    def get_eval_loader(self, batch_size, is_distributed, testdev=False, legacy=False):
+        """Stock YOLOX's eval loader on our layout: annotations/<val_ann or test_ann>, image paths relative to
+        data_dir (stock looks under data_dir/val2017). Batches are stock's (image, target, info, id)."""
+        from yolox.data import COCODataset, ValTransform
+
+        split = "test" if testdev else "val"
+        check_data(self, split)
+        with quiet_stdout():
+            dataset = COCODataset(data_dir=self.data_dir, json_file=self.annotation_file(split), name="",
+                                  img_size=self.test_size, preproc=ValTransform(legacy=legacy))
+        if is_distributed:
+            batch_size = batch_size // torch.distributed.get_world_size()
+            sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
+        else:
+            sampler = torch.utils.data.SequentialSampler(dataset)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                           num_workers=self.data_num_workers, pin_memory=torch.cuda.is_available())
+
     def random_resize(self, data_loader, epoch, rank, is_distributed):
-        raise NotImplementedError("yolox_finetune's trainer picks multi-scale sizes itself (trainer.multiscale_size)")
+        """Stock YOLOX's multi-scale pick (a size within multiscale_range * 32 of input_size, or stock's optional
+        ``random_size`` range in strides, same aspect) on any device: stock's builds a CUDA tensor. Our trainer
+        uses ``trainer.multiscale_size`` instead (seeded, no broadcast)."""
+        import random
+
+        if rank == 0 or not is_distributed:
+            base = int(self.input_size[0] / 32)
+            factor = self.input_size[1] / self.input_size[0]
+            low, high = getattr(self, "random_size", None) or (base - self.multiscale_range,
+                                                                base + self.multiscale_range)
+            steps = random.randint(low, high)
+            size = [int(32 * steps), 32 * int(steps * factor)]
+        else:
+            size = [0, 0]
+        if is_distributed:
+            torch.distributed.broadcast_object_list(size, src=0)
+        return int(size[0]), int(size[1])
 
 
 @contextlib.contextmanager
@@ -263,6 +330,8 @@ def validate_exp(exp: NuScenesExp, where: str) -> None:
         raise UserError(f"{where}: bn_policy must be one of {BN_POLICIES}, not {exp.bn_policy!r}")
     if exp.no_aug_epochs > exp.max_epoch or exp.warmup_epochs > exp.max_epoch:
         raise UserError(f"{where}: warmup_epochs and no_aug_epochs must not exceed max_epoch ({exp.max_epoch})")
+    validate_phase_settings(exp, where)
+    validate_ema(exp, where)
     for name in ("input_size", "test_size"):
         size = getattr(exp, name)
         if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and v % 32 == 0 for v in size)):
@@ -271,3 +340,37 @@ def validate_exp(exp: NuScenesExp, where: str) -> None:
         raise UserError(f"{where}: grad_clip_norm must be a positive number or None")
     if not math.isfinite(exp.basic_lr_per_img) or exp.basic_lr_per_img <= 0:
         raise UserError(f"{where}: basic_lr_per_img must be positive")
+    validate_tracking_settings(exp, where)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_phase_settings(exp: NuScenesExp, where: str) -> None:
+    """Per-phase LR, warmup and BatchNorm policy: each mistake named with its phase and the fix."""
+    for index, phase in enumerate(exp.unfreeze_schedule):
+        name = f"phase {index + 1} (from epoch {phase.start_epoch})"
+        if phase.lr_per_img is not None and not (_is_number(phase.lr_per_img) and phase.lr_per_img > 0):
+            raise UserError(f"{where}: {name}: lr_per_img must be a positive number (LR per image, e.g. "
+                            f"0.001 / 64) or None for the exp's basic_lr_per_img, not {phase.lr_per_img!r}")
+        if phase.warmup_epochs is not None and not (_is_number(phase.warmup_epochs) and phase.warmup_epochs >= 0):
+            raise UserError(f"{where}: {name}: warmup_epochs must be a number of epochs >= 0 or None, "
+                            f"not {phase.warmup_epochs!r}")
+        if phase.bn_policy is not None and phase.bn_policy not in BN_POLICIES:
+            raise UserError(f"{where}: {name}: bn_policy must be one of {BN_POLICIES} or None (the exp's "
+                            f"{exp.bn_policy!r}), not {phase.bn_policy!r}")
+        first, last = exp.phase_epochs(index)
+        length = last - first + 1
+        if phase.warmup_epochs and length > 0 and phase.warmup_epochs > length:
+            raise UserError(f"{where}: {name}: warmup_epochs {phase.warmup_epochs:g} is longer than the phase "
+                            f"(epochs {first}-{last}, {length} epochs); shorten the warmup or move the next phase")
+
+
+def validate_ema(exp: NuScenesExp, where: str) -> None:
+    half_life = exp.ema_half_life_epochs
+    if half_life is not None and not (_is_number(half_life) and half_life > 0):
+        raise UserError(f"{where}: ema_half_life_epochs must be a positive number of epochs or None (then "
+                        f"ema_decay applies), not {half_life!r}")
+    if half_life is None and not (_is_number(exp.ema_decay) and 0 < exp.ema_decay < 1):
+        raise UserError(f"{where}: ema_decay must lie strictly between 0 and 1 (YOLOX: 0.9998), not {exp.ema_decay!r}")

@@ -4,6 +4,12 @@ Why BatchNorm needs care: ``requires_grad=False`` freezes a layer's weights, but
 still moves its running mean/var with every batch, silently changing the "frozen" backbone. Here a frozen group's
 BN layers are switched to a subclass whose ``train()`` always means eval, so every ``model.train()`` call, by
 anyone, keeps their statistics fixed; unfreezing switches them back.
+
+Policies (the exp's ``bn_policy``, or a phase's own): ``frozen_groups`` locks the statistics of frozen groups;
+``backbone`` also those of trainable CSPDarknet/PAFPN groups (pretrained statistics kept while their weights
+fine-tune, as detection fine-tuning usually does); ``requires_grad_only`` locks none, reproducing a script that only
+set ``requires_grad=False``: frozen weights, yet their BatchNorm still normalises with batch statistics and moves
+its running statistics.
 """
 
 from __future__ import annotations
@@ -46,10 +52,18 @@ def group_param_counts(model: nn.Module) -> dict[str, int]:
     return counts
 
 
+def effective_bn_policy(phase: Phase, bn_policy: str) -> str:
+    """The phase's own policy when it states one, else the exp's ``bn_policy``."""
+    return phase.bn_policy or bn_policy
+
+
 def bn_locked_groups(phase: Phase, bn_policy: str) -> set[str]:
-    """Groups whose BN statistics stay frozen: every frozen group, plus trainable backbone groups under 'backbone'."""
+    """Groups whose BN statistics stay frozen under the phase's policy (its own, else ``bn_policy``)."""
+    policy = effective_bn_policy(phase, bn_policy)
+    if policy == "requires_grad_only":
+        return set()
     locked = {g for g in GROUPS if g not in phase.lr_mult}
-    if bn_policy == "backbone":
+    if policy == "backbone":
         locked |= {g for g in GROUPS if g != "head"}
     return locked
 

@@ -37,13 +37,32 @@ from yolox_finetune.core.run_files import (
     PLAN_FILE,
     TRAIN_LOG,
 )
-from yolox_finetune.training.checkpoint import load_state_tolerant, read_checkpoint, resolve_checkpoint, save_checkpoint
+from yolox_finetune.training.checkpoint import (
+    check_state_fits,
+    load_state_checked,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from yolox_finetune.training.data import build_train_loader, epoch_seed, iters_per_epoch_for, seed_everything
 from yolox_finetune.training.device import resolve_device
 from yolox_finetune.training.distributed import barrier, init_distributed, is_distributed, unwrap
 from yolox_finetune.training.exp import NuScenesExp
-from yolox_finetune.training.freeze import apply_phase, format_parameter_report, group_of, parameter_report
+from yolox_finetune.training.freeze import (
+    apply_phase,
+    effective_bn_policy,
+    format_parameter_report,
+    group_of,
+    parameter_report,
+)
 from yolox_finetune.training.schedule import GroupLRSchedule, build_plan
+from yolox_finetune.training.tracking_validation import (
+    TENSORBOARD_METRICS,
+    json_metrics,
+    prepare_tracking_validation,
+    tracking_summary,
+    validate_tracking_settings,
+)
 from yolox_finetune.training.validation import evaluate
 
 # yolox 0.3.0 calls the deprecated torch.cuda.amp.autocast inside its loss; nothing a user can act on
@@ -185,7 +204,13 @@ class Trainer:
         self.fp16 = options.fp16 and self.device.type == "cuda"
         self.val_fp16 = options.val_fp16 and self.device.type == "cuda"
         self.run_dir = exp.run_dir
-        self.best_ap = 0.0
+        self.best_ap = 0.0  # the best val AP50:95 so far (YOLOX's best_ap), whatever best_metric is
+        self.best_metric = validate_tracking_settings(exp, exp.exp_name)  # what best_ckpt.pth is chosen by
+        # best_metric's value at best_epoch (None: none yet, or undefined there); mAP starts at 0 as YOLOX's best_ap,
+        # so an epoch at AP 0 is no improvement (early stopping counts it)
+        self.best_value: float | None = None if self.best_metric.needs_tracking else 0.0
+        self.best_epoch: int | None = None
+        self.tracking_seconds = 0.0  # how long the last tracking validation took
         self.start_epoch = 0  # epochs completed before this process started (resume)
         self.epochs_done = 0
         self.epochs_without_improvement = 0
@@ -236,6 +261,7 @@ class Trainer:
             logger.warning("--val-fp16 is a CUDA feature; validating in fp32 on the CPU")
         self.train_dataset = exp.get_train_dataset(cache_img=self.options.cache_img)
         self.val_dataset = exp.get_val_dataset("val") if exp.eval_interval > 0 else None
+        self.tracking = prepare_tracking_validation(exp, self.val_dataset, self.best_metric)
         self.iters_per_epoch = iters_per_epoch_for(len(self.train_dataset), self.batch_size, self.world_size)
 
         self.seed = self._shared_seed()
@@ -251,7 +277,8 @@ class Trainer:
         if exp.ema:
             from yolox.utils import ModelEMA
 
-            self.ema = ModelEMA(self.model, exp.ema_decay)
+            # a half-life in epochs becomes a per-iteration decay with this run's iterations per epoch
+            self.ema = ModelEMA(self.model, exp.ema_decay_per_iter(self.iters_per_epoch))
         if resume_state:
             self._restore(resume_state)
         if self.is_main:
@@ -268,6 +295,9 @@ class Trainer:
                     f"{self.iters_per_epoch} iters/epoch, seed {self.seed}, run dir {self.run_dir}")
 
     def _load_initial_weights(self) -> dict[str, Any] | None:
+        """The training state to resume, or None after loading ``-c`` weights (only the class-dependent head may be
+        left out; a checkpoint of another model size is refused before hours of training go into it)."""
+        exp_size = (float(self.exp.depth), float(self.exp.width))
         if self.options.resume:
             path = self.options.ckpt or str(self.run_dir / LATEST_CKPT)
             if not Path(path).is_file():
@@ -275,14 +305,20 @@ class Trainer:
             state = read_checkpoint(path)
             if "optimizer" not in state or "start_epoch" not in state:
                 raise UserError(f"--resume: {path} is a weights-only checkpoint, not a training state")
+            if "exp_name" not in state:
+                raise UserError(f"--resume: {path} was not written by this trainer (stock YOLOX?); its optimizer "
+                                "state does not match ours: start a new run from its weights with -c instead")
+            # the model's shapes must match exactly (the load itself comes with the optimizer in _restore)
+            check_state_fits(self.model, state["model"], path, exp_size=exp_size, allow_class_change=False)
             logger.info(f"resuming from {path} (epoch {state['start_epoch']} done)")
             return state
         if self.options.ckpt:
             path = resolve_checkpoint(self.options.ckpt, self.run_dir)
             state = read_checkpoint(path)
-            report = load_state_tolerant(self.model, state["model"])
-            if not report.loaded:
-                raise UserError(f"-c {path}: no tensor fits the model; is it a YOLOX checkpoint of the same size?")
+            report = load_state_checked(self.model, state["model"], path, exp_size=exp_size, allow_class_change=True,
+                                        init_head_from_coco=bool(getattr(self.exp, "init_head_from_coco", False)),
+                                        class_names=tuple(self.exp.class_names),
+                                        source_class_names=state.get("class_names"))
             logger.info(f"pretrained weights from {path}:")
             for line in report.lines():
                 logger.info("  " + line)
@@ -297,9 +333,24 @@ class Trainer:
             self.ema.updates = int((state.get("ema") or {}).get("updates", 0))
         self.start_epoch = self.epochs_done = int(state["start_epoch"])
         self.best_ap = float(state.get("best_ap", 0.0))
+        self._restore_best(state)
         self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
         if "rng" in state:
             set_rng_state(state["rng"])
+
+    def _restore_best(self, state: dict[str, Any]) -> None:
+        """The best checkpoint so far, by the metric that chose it; a changed best_metric starts the choice anew."""
+        chosen_by = state.get("best_metric", "AP50_95")  # checkpoints from before best_metric chose by AP50:95
+        if chosen_by != self.best_metric.name:
+            logger.warning(f"--resume: best_ckpt.pth so far was chosen by {chosen_by}, this exp chooses by "
+                           f"{self.best_metric.name}; the next evaluation starts the choice anew")
+            self.epochs_without_improvement = 0
+            return
+        value = state.get("best_value", self.best_ap if chosen_by == "AP50_95" else None)
+        if value is not None:
+            self.best_value = float(value)
+        epoch = state.get("best_epoch")
+        self.best_epoch = None if epoch is None else int(epoch)
 
     # -------------------------------------------------------------- phases
     def _enter_phase(self, epoch: int) -> None:
@@ -308,14 +359,16 @@ class Trainer:
             return
         phase = self.exp.unfreeze_schedule[index]
         model = unwrap(self.model)
-        apply_phase(model, phase, self.exp.bn_policy)
+        apply_phase(model, phase, self.exp.bn_policy)  # the phase's own bn_policy wins over the exp's
         model.train()
         if self.world_size > 1:  # DDP registers trainable parameters at construction: rebuild it per phase
             self.model = DistributedDataParallel(
                 model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
                 broadcast_buffers=False)
+        own_lr = (f", own LR {self.schedule.phase_base_lr(index):.4g} with {phase.warmup_epochs or 0:g}-epoch warmup"
+                  if phase.has_own_lr else "")
         title = (f"phase {index + 1}/{len(self.exp.unfreeze_schedule)} from epoch {epoch} "
-                 f"(bn_policy {self.exp.bn_policy}):")
+                 f"(bn_policy {effective_bn_policy(phase, self.exp.bn_policy)}{own_lr}):")
         logger.info(format_parameter_report(parameter_report(model, phase, self.exp.bn_policy), title))
         self.phase_index = index
 
@@ -336,9 +389,12 @@ class Trainer:
             if self.is_main and hasattr(self, "tb"):
                 self.tb.close()
         suffix = f"; {self.stop_reason}" if self.stop_reason else ""
-        logger.info(f"training done: best AP50:95 {self.best_ap:.4f}{suffix}")
+        chosen = (f"; best_ckpt.pth is epoch {self.best_epoch} by {self.best_metric.label} "
+                  f"({_fmt_value(self.best_value)})" if self.best_epoch is not None else "")
+        logger.info(f"training done: best AP50:95 {self.best_ap:.4f}{chosen}{suffix}")
         return {"best_ap": self.best_ap, "run_dir": str(self.run_dir), "stop_reason": self.stop_reason,
-                "epochs_done": self.epochs_done}
+                "epochs_done": self.epochs_done, "best_metric": self.best_metric.name, "best_value": self.best_value,
+                "best_epoch": self.best_epoch}
 
     def _before_epoch(self, epoch: int) -> None:
         exp = self.exp
@@ -457,7 +513,7 @@ class Trainer:
 
     # -------------------------------------------------------------- end of epoch
     def _after_epoch(self, epoch: int) -> bool:
-        """Evaluate, checkpoint, log; True when early stopping ends the run."""
+        """Evaluate (val loss, mAP and, when on, tracking), checkpoint, log; True when early stopping ends the run."""
         exp = self.exp
         self.epochs_done = epoch
         result = None
@@ -465,29 +521,53 @@ class Trainer:
             eval_model = self.ema.ema if self.ema is not None else self.model
             unwrap(eval_model).head.use_l1 = bool(unwrap(self.model).head.use_l1)  # val loss matches the train loss
             result = evaluate(eval_model, self.val_dataset, exp, self.device, batch_size=self.batch_per_rank,
-                              fp16=self.val_fp16)
+                              fp16=self.val_fp16, keep_boxes=self.tracking is not None)
+            boxes = result.pop("boxes", None)
+            if self.tracking is not None:
+                result["tracking"] = self._track(boxes)
         improved = False
         if result is not None:
-            improved = result["ap50_95"] > self.best_ap
+            self.best_ap = max(self.best_ap, result["ap50_95"])
+            value = self.best_metric.value(result, result.get("tracking"))
+            improved = self.best_metric.better(value, self.best_value)
             if improved:
-                self.best_ap = result["ap50_95"]
+                self.best_value, self.best_epoch = value, epoch
                 self.epochs_without_improvement = 0
             else:
                 self.epochs_without_improvement += 1
-        saved = None
+        saved, is_best = None, False
         if self.is_main:
-            # the first evaluated epoch is the best so far even at AP 0, so `best` always resolves after one
-            is_best = improved or (result is not None and not (self.run_dir / BEST_CKPT).exists())
+            # the first evaluated epoch is the best so far even at AP 0 (or an undefined metric), so `best` always
+            # resolves after one evaluation
+            is_best = improved or (result is not None and self.best_epoch is None
+                                   and not (self.run_dir / BEST_CKPT).exists())
+            if is_best and not improved:
+                self.best_epoch = epoch
             saved = self._save(epoch, is_best)
-            self._log_epoch(epoch, result, saved)
+            self._log_epoch(epoch, result, saved, is_best)
         barrier()
         patience = exp.early_stop_patience
         if patience and result is not None and self.epochs_without_improvement >= patience:
-            self.stop_reason = (f"early stop after epoch {epoch}: val AP50:95 did not improve for {patience} "
-                                f"epochs (best {self.best_ap:.4f})")
+            self.stop_reason = (f"early stop after epoch {epoch}: val {self.best_metric.label} did not improve for "
+                                f"{patience} epochs (best {_fmt_value(self.best_value)}"
+                                f"{f' at epoch {self.best_epoch}' if self.best_epoch is not None else ''})")
             logger.info(self.stop_reason)
             return True
         return False
+
+    def _track(self, boxes: dict[int, np.ndarray] | None) -> dict[str, dict[str, Any]]:
+        """Tracking metrics of this evaluation's boxes: computed on rank 0 (every rank holds every box), shared
+        with the others so that all agree on the best epoch and on early stopping."""
+        tracking = None
+        if self.is_main:
+            start = time.time()
+            tracking = {name: json_metrics(m) for name, m in self.tracking.evaluate(boxes or {}).items()}
+            self.tracking_seconds = time.time() - start
+        if is_distributed():
+            holder = [tracking]
+            dist.broadcast_object_list(holder, src=0)
+            tracking = holder[0]
+        return tracking
 
     def _state(self, epoch: int) -> dict[str, Any]:
         raw = unwrap(self.model)
@@ -496,6 +576,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "start_epoch": epoch,
             "best_ap": self.best_ap,
+            "best_metric": self.best_metric.name,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
             "epochs_without_improvement": self.epochs_without_improvement,
             "phase": self.phase_index,
             "rng": rng_state(),
@@ -521,16 +604,19 @@ class Trainer:
             atomic_copy(latest, self.run_dir / BEST_CKPT)
         return saved
 
-    def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None) -> None:
+    def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None, is_best: bool = False) -> None:
         phase = self.exp.phase_for_epoch(epoch)
         last_iter = epoch * self.iters_per_epoch
         lr_end = {g: v for g, v in self.schedule.for_groups(last_iter, epoch).items() if g in phase.lr_mult}
         record = {"type": "epoch", "epoch": epoch, "val_loss": None, "ap50_95": None, "ap50": None,
-                  "val_precision": None, "best_ap": self.best_ap, "phase": self.phase_index,
-                  "trainable": phase.trainable, "lr_end": lr_end, "checkpoint": saved, "time": time.time()}
+                  "val_precision": None, "tracking": None, "best_ap": self.best_ap,
+                  "best_metric": self.best_metric.name, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                  "is_best": is_best, "phase": self.phase_index, "trainable": phase.trainable, "lr_end": lr_end,
+                  "checkpoint": saved, "time": time.time()}
         if result is not None:
             record.update(val_loss=result["val_loss"], ap50_95=result["ap50_95"], ap50=result["ap50"],
-                          ap_per_class=result["ap_per_class"], val_precision=result["precision"])
+                          ap_per_class=result["ap_per_class"], val_precision=result["precision"],
+                          tracking=result.get("tracking"))
             vl = result["val_loss"]
             logger.info(f"epoch {epoch} val: AP50:95 {result['ap50_95']:.4f} AP50 {result['ap50']:.4f} "
                         f"(best {self.best_ap:.4f}) | loss total {vl['total_loss']:.3f} iou {vl['iou_loss']:.3f} "
@@ -539,7 +625,22 @@ class Trainer:
             self.tb.add_scalar("val/ap50", result["ap50"], epoch)
             for k, v in vl.items():
                 self.tb.add_scalar(f"val/{k}", v, epoch)
+            tracking = result.get("tracking")
+            if tracking:
+                logger.info(f"epoch {epoch} val tracking (score >= {self.tracking.conf:g}, "
+                            f"{self.tracking_seconds:.1f} s): {tracking_summary(tracking)}")
+                for tracker, metrics in tracking.items():
+                    for name in TENSORBOARD_METRICS:
+                        if metrics.get(name) is not None:
+                            self.tb.add_scalar(f"tracking/{tracker}/{name}", metrics[name], epoch)
+            best = "this epoch" if is_best else f"epoch {self.best_epoch}"
+            logger.info(f"epoch {epoch}: best_ckpt.pth is {best} by {self.best_metric.label} "
+                        f"({_fmt_value(self.best_value)})")
         self.metrics.write(record)
+
+
+def _fmt_value(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4g}"
 
 
 def train(exp: NuScenesExp, options: TrainOptions) -> dict[str, Any]:

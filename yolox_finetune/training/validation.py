@@ -69,6 +69,14 @@ def coco_detections(outputs: list[torch.Tensor | None], infos: list[Any], ids: l
     return detections
 
 
+def tracking_boxes(det: torch.Tensor | None, test_size: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """One image's detections as the tracking detector gives them: (N, 6) float64 [x1, y1, x2, y2, score,
+    class_id (1-based)] in image pixels, from ``image_boxes``, so tracking validation sees what track_eval sees."""
+    boxes, scores, classes = image_boxes(det, test_size, height, width)
+    return np.column_stack([boxes.numpy().astype(np.float64), scores.numpy().astype(np.float64),
+                            classes.numpy().astype(np.float64) + 1]).reshape(-1, 6)
+
+
 def _collate(batch):
     images = torch.from_numpy(np.stack([b[0] for b in batch])).float()
     targets = torch.from_numpy(np.stack([b[1] for b in batch])).float()
@@ -79,10 +87,12 @@ def _collate(batch):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: int = 8, fp16: bool = False,
-             num_workers: int = 0) -> dict[str, Any]:
+             num_workers: int = 0, keep_boxes: bool = False) -> dict[str, Any]:
     """Val loss (mean per image) and COCO AP of ``model`` on ``dataset`` (a COCODataset with targets).
 
     fp32 as stock COCOEvaluator unless ``fp16`` (autocast, CUDA only); the result's ``precision`` says which ran.
+    With ``keep_boxes`` the result's ``boxes`` maps every image id to its ``tracking_boxes`` (on every rank), so
+    tracking validation reuses this pass instead of running the model again.
     """
     from yolox.utils import postprocess
 
@@ -94,6 +104,7 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
     loss_sums = torch.zeros(len(LOSS_KEYS) + 1, dtype=torch.float64)
     detections: list[dict[str, Any]] = []
+    boxes: dict[int, np.ndarray] = {}
     half = fp16 and device.type == "cuda"
     try:
         for images, targets, infos, ids in loader:
@@ -110,6 +121,9 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
             loss_sums[-1] += n
             results = postprocess(outputs.float(), exp.num_classes, exp.test_conf, exp.nmsthre)
             detections += coco_detections(results, infos, ids, dataset.class_ids, exp.test_size)
+            if keep_boxes:
+                for det, info, img_id in zip(results, infos, ids):
+                    boxes[int(img_id)] = tracking_boxes(det, exp.test_size, int(info[0]), int(info[1]))
     finally:
         model.head.training = False
         model.train(was_training)
@@ -118,11 +132,17 @@ def evaluate(model: nn.Module, dataset, exp, device: torch.device, batch_size: i
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, detections)
         detections = [d for part in gathered for d in part]
+        if keep_boxes:
+            gathered_boxes: list[Any] = [None] * world
+            dist.all_gather_object(gathered_boxes, boxes)
+            boxes = {k: v for part in gathered_boxes for k, v in part.items()}
     count = max(1.0, float(loss_sums[-1]))
     result: dict[str, Any] = {"val_loss": {k: float(loss_sums[i]) / count for i, k in enumerate(LOSS_KEYS)}}
     result.update(coco_map(dataset.coco, detections, dataset._classes))
     result["num_detections"] = len(detections)
     result["precision"] = FP16 if half else FP32
+    if keep_boxes:
+        result["boxes"] = boxes
     return result
 
 
