@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="class numbering of gt.txt: ours (1 car ... 7 bicycle) or mot17 (pedestrian 1 scored, "
                              "other classes consider 0, pedestrian ignore entries as distractors: for MOTChallenge "
                              "tools such as TrackEval on pedestrians; not for this project's track_eval)")
+    parser.add_argument("--sweeps", action="store_true",
+                        help="with --mot: also write every camera frame (keyframes and sweeps, 12 Hz on nuScenes) "
+                             "as OUT/mot_sweeps/<split>/<scene>_<CAM>/ with ground truth on the keyframes and "
+                             "annotated_frames.txt; trackers run on all frames, only keyframes are scored")
     parser.add_argument("--allow-missing", action="store_true",
                         help="skip (and count) listed images that are missing on disk instead of stopping")
     parser.add_argument("--workers", type=int, default=1, help="processes for the per-scene re-projection")
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         val_ratio=args.val_ratio, test_ratio=args.test_ratio, seed=args.seed, class_map=args.class_map,
         class_map_update=args.class_map_update, mot=args.mot, workers=args.workers, overwrite=args.overwrite,
         split_policy_name=args.split_policy, allow_missing=args.allow_missing, ignore_dropped=args.ignore_dropped,
-        mot_classes=args.mot_classes,
+        mot_classes=args.mot_classes, sweeps=args.sweeps,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> None:
           f"absent cameras: {sum(len(c) for c in summary['absent_cameras'].values())}; "
           f"missing keyframes: {summary['missing_keyframes']}; MOT sequences: {summary['mot_sequences']}; "
           f"written to {summary['out']}")
+    if "mot_sweep_sequences" in summary:
+        frames = ", ".join(f"{split} {count}" for split, count in summary["sweep_frames"].items())
+        print(f"all-frames sequences (mot_sweeps/): {summary['mot_sweep_sequences']}; frames: {frames}; "
+              f"missing sweep images skipped: {summary['missing_sweep_images']}")
 
 
 if __name__ == "__main__":

@@ -389,3 +389,31 @@ def frame_images(seq_dir: str | os.PathLike) -> dict[int, Path]:
             raise UserError(f"{path} and {images[frame].name} are both frame {frame}; keep one image per frame")
         images[frame] = path
     return dict(sorted(images.items()))
+
+
+#: a sequence's list of annotated frames (one number per line), written when it holds unannotated frames too
+#: (camera sweeps between nuScenes keyframes): only these frames are scored.
+ANNOTATED_FRAMES_FILE = "annotated_frames.txt"
+
+
+def write_annotated_frames(seq_dir: str | os.PathLike, frames: list[int]) -> None:
+    with atomic_open(Path(seq_dir) / ANNOTATED_FRAMES_FILE, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{frame}\n" for frame in sorted(set(frames))))
+
+
+def read_annotated_frames(seq_dir: str | os.PathLike) -> list[int] | None:
+    """The frames that carry ground truth, or None when every frame does (no annotated_frames.txt)."""
+    path = Path(seq_dir) / ANNOTATED_FRAMES_FILE
+    if not path.is_file():
+        return None
+    frames = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if not text.isdigit() or int(text) < 1:
+                raise UserError(f"{path}:{number}: {text!r} is not a frame number (one 1-based frame per line); "
+                                f"re-convert the sequence or fix the line")
+            frames.append(int(text))
+    return sorted(set(frames))

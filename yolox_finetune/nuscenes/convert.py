@@ -33,6 +33,14 @@ from yolox_finetune.nuscenes.projection import (
     project_boxes_into_frames,
 )
 from yolox_finetune.nuscenes.split import SPLITS, assign_splits, resolve_split_policy
+from yolox_finetune.nuscenes.sweeps import (
+    annotated_frame_numbers,
+    camera_records,
+    keyframes_by_sequence,
+    sequence_root,
+    sweep_file_names,
+    sweep_sequences,
+)
 from yolox_finetune.nuscenes.tables import NuScenesTables, load_tables
 
 #: reasons an annotation becomes an ignore entry of the MOT ground truth (consider 0) instead of a target.
@@ -302,6 +310,17 @@ def _check_images(missing: list[str], total: int, dataroot: Path, version: str, 
                    f"{dataroot} (first: {_examples(missing)}); their frames are left out of COCO and MOT")
 
 
+def _check_sweep_images(missing: list[str], total: int, dataroot: Path, version: str, allow_missing: bool) -> None:
+    if not missing:
+        return
+    if not allow_missing:
+        raise UserError(f"--sweeps: {len(missing)} of {total} camera sweep images listed in {version} are missing "
+                        f"under {dataroot} (first: {_examples(missing)}); extract the release's sweeps archives into "
+                        f"the dataroot, drop --sweeps to track on keyframes only, or pass --allow-missing")
+    logger.warning(f"--allow-missing: skipping {len(missing)} of {total} sweep images that are missing under "
+                   f"{dataroot} (first: {_examples(missing)}); the all-frames sequences have gaps there")
+
+
 #: the name this writer marks its output folder with.
 TOOL = "convert_nuscenes"
 #: bytes written per image and per box (COCO records, MOT rows, image links), measured on the synthetic set
@@ -325,12 +344,14 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
                      class_map: str | Path | None = None, mot: bool = False, workers: int = 1,
                      overwrite: bool = False, test_ratio: float = 0.2, split_policy_name: str = "auto",
                      progress: bool = True, allow_missing: bool = False, ignore_dropped: bool = False,
-                     mot_classes: str = "ours", class_map_update: str | Path | None = None) -> dict:
+                     mot_classes: str = "ours", class_map_update: str | Path | None = None,
+                     sweeps: bool = False) -> dict:
     """Convert camera keyframes of a nuScenes release to ``out/annotations/{train,val,test}.json`` (+ MOT).
 
     Returns the summary dict (also written to ``out/summary.json``). Raises UserError on bad input (missing images
     included), before anything is written; an existing ``out`` is only replaced (with ``overwrite``) once the new
-    one is complete.
+    one is complete. ``sweeps`` (with ``mot``) also writes every camera frame's sequence at the camera's rate
+    to ``out/mot_sweeps/<split>/`` (:mod:`yolox_finetune.nuscenes.sweeps`).
     """
     if not 0 <= min_visibility <= 4:
         raise UserError(f"--min-visibility {min_visibility} is outside 0..4; pass a nuScenes visibility level")
@@ -338,6 +359,8 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         raise UserError(f"--workers {workers} must be at least 1")
     if mot_classes not in MOT_CLASS_SCHEMES:
         raise UserError(f"--mot-classes {mot_classes!r} is unknown; use {' or '.join(MOT_CLASS_SCHEMES)}")
+    if sweeps and not mot:
+        raise UserError("--sweeps writes MOT sequences at the camera's frame rate; add --mot")
     dataroot = Path(dataroot).expanduser().resolve()
     tables = load_tables(dataroot, version)
     out = check_output_dir(out, TOOL, overwrite, protected=[dataroot])
@@ -369,6 +392,13 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         frames_of_split[split_of[job.scene_name]].extend(f for f in result.frames if f["file_name"] not in absent)
         degenerate_of_split[split_of[job.scene_name]] += result.degenerate
     _check_images(missing, listed, dataroot, version, allow_missing)
+    sweep_records, missing_sweeps = {}, []
+    if sweeps:
+        sweep_records = camera_records(tables, chosen_cameras)
+        names = sorted({name for _, name in keyframes_by_sequence(frames_of_split)})
+        wanted = sweep_file_names(sweep_records, names)
+        missing_sweeps = missing_images(dataroot, wanted)
+        _check_sweep_images(missing_sweeps, len(wanted), dataroot, version, allow_missing)
 
     summary = {
         "dataroot": str(dataroot), "version": version, "out": str(out), "cameras": chosen_cameras,
@@ -377,6 +407,8 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         "test_ratio": test_ratio, "splits": {}, "skipped_degenerate": sum(degenerate_of_split.values()),
         "missing_images": len(missing), "scene_splits": dict(sorted(split_of.items())), "mot_sequences": 0,
     }
+    if sweeps:
+        summary.update(mot_sweep_sequences=0, missing_sweep_images=len(missing_sweeps), sweep_frames={})
     _report_scene_gaps(jobs, summary)
     check_free_space(out.parent, estimated_output_bytes(frames_of_split, mot), "the conversion")
     with staged_output_dir(out, TOOL) as staging:
@@ -403,5 +435,14 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
                                            disable=not progress):
                 write_sequence(staging / "mot" / split, frames, dataroot, mot_classes)
             summary["mot_sequences"] = len(sequences)
+        if sweeps:
+            all_frames = sweep_sequences(sweep_records, frames_of_split, set(missing_sweeps))
+            for (split, _), frames in tqdm(sorted(all_frames.items()), desc="writing all-frames sequences",
+                                           unit="seq", disable=not progress):
+                write_sequence(sequence_root(staging, split), frames, dataroot, mot_classes,
+                               annotated_frames=annotated_frame_numbers(frames))
+            summary["mot_sweep_sequences"] = len(all_frames)
+            summary["sweep_frames"] = {split: sum(len(f) for (s, _), f in all_frames.items() if s == split)
+                                       for split in SPLITS}
         atomic_write_json(staging / "summary.json", summary)
     return summary

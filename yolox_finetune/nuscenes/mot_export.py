@@ -24,7 +24,15 @@ import numpy as np
 
 from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.classes import CLASS_IDS, CLASS_NAMES
-from yolox_finetune.mot.formats import MotRows, SeqInfo, empty_rows, write_gt, write_seqinfo
+from yolox_finetune.mot.formats import (
+    ANNOTATED_FRAMES_FILE,
+    MotRows,
+    SeqInfo,
+    empty_rows,
+    write_annotated_frames,
+    write_gt,
+    write_seqinfo,
+)
 
 #: values of ``--mot-classes``: the class numbering written to gt.txt.
 MOT_CLASS_SCHEMES: tuple[str, ...] = ("ours", "mot17")
@@ -117,7 +125,7 @@ def gt_rows(frames: list[dict], scheme: str = "ours") -> MotRows:
                    table[:, 7].astype(np.int64), table[:, 8])
 
 
-def classes_json(scheme: str = "ours") -> dict:
+def classes_json(scheme: str = "ours", all_frames: bool = False) -> dict:
     """The content of a sequence's classes.json: the column layout, the class table and what the columns mean."""
     info = {
         "columns": ["frame", "id", "x", "y", "w", "h", "consider", "class", "visibility"],
@@ -131,11 +139,20 @@ def classes_json(scheme: str = "ours") -> dict:
         info["from_our_classes"] = {name: MOT17_OF_CLASS[name] for name in CLASS_IDS}
     else:
         info["meaning"]["class"] = "this project's class ids (not MOT17's: 1 is car, not pedestrian)"
+    if all_frames:
+        info["meaning"]["frames"] = (f"every camera frame (keyframes and sweeps) numbered at the camera's rate; "
+                                     f"ground truth on the keyframes listed in {ANNOTATED_FRAMES_FILE}, and only "
+                                     f"those frames are scored")
     return info
 
 
-def write_sequence(root: Path, frames: list[dict], dataroot: Path, scheme: str = "ours") -> Path:
-    """Write one sequence; ``frames`` are the camera's keyframes of one scene in time order (frame_index by time)."""
+def write_sequence(root: Path, frames: list[dict], dataroot: Path, scheme: str = "ours",
+                   annotated_frames: list[int] | None = None) -> Path:
+    """Write one sequence; ``frames`` are the camera's frames of one scene in time order (frame_index by time).
+
+    ``annotated_frames`` (all-frames sequences): the frames that carry ground truth, written to
+    annotated_frames.txt so the evaluator scores those alone.
+    """
     name = frames[0]["sequence"]
     seq_dir = root / name
     (seq_dir / "img1").mkdir(parents=True, exist_ok=True)
@@ -145,5 +162,7 @@ def write_sequence(root: Path, frames: list[dict], dataroot: Path, scheme: str =
         os.symlink(dataroot / frame["file_name"], seq_dir / "img1" / f"{frame['frame_index']:06d}{ext}")
     write_seqinfo(seq_dir, seqinfo(name, frames))
     write_gt(seq_dir / "gt" / "gt.txt", gt_rows(frames, scheme))
-    atomic_write_json(seq_dir / "classes.json", classes_json(scheme))
+    atomic_write_json(seq_dir / "classes.json", classes_json(scheme, all_frames=annotated_frames is not None))
+    if annotated_frames is not None:
+        write_annotated_frames(seq_dir, annotated_frames)
     return seq_dir
