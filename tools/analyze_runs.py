@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--best-by", default=None,
                         help="sweep metric that picks the best conf per checkpoint (default: MOTA, else HOTA, IDF1); "
                              "lower-is-better metrics (IDSW, FP, FN, ...) pick the minimum")
+    parser.add_argument("--media", nargs="+", default=[], type=Path,
+                        help="pictures (.png, embedded) and videos (linked) of tracks to show in the report, e.g. "
+                             "from tools/visualize.py")
     parser.add_argument("--plan", action="store_true", help="draw the LR schedule and phases of -f EXP instead")
     parser.add_argument("-f", "--exp-file", default=None, help="exp file for --plan")
     parser.add_argument("--iters-per-epoch", type=int, default=None,
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     from yolox_finetune.analysis.analyze import analyze_runs  # matplotlib, motmetrics: only once there is work
 
     result = analyze_runs(args.run_dirs, args.out, window_epochs=args.window_epochs, best_by=args.best_by,
-                          last_epochs=args.last_epochs)
+                          last_epochs=args.last_epochs, media=args.media)
     for name, head in result["runs"].items():
         osc = head["oscillation"]
         verdicts = "; ".join(f"{c['series']}: {c['verdict']}" for c in head["convergence"])

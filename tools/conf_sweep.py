@@ -24,6 +24,7 @@ from yolox_finetune.core.errors import UserError, cli_entry
 from yolox_finetune.tracking.options import (
     CONF_TRACKER,
     add_conf_mode_argument,
+    add_interpolate_argument,
     add_source_arguments,
     add_tracker_arguments,
     given_tracker_options,
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--yes", action="store_true", help="run a sweep of more than 5,000 runs")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     parser.add_argument("--out", help="output folder (default with --ckpt: <run_dir>/tracking/sweep/)")
+    add_interpolate_argument(parser)
     add_tracker_arguments(parser)
     return parser.parse_args(argv)
 
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configs = tracker_configs(args)  # bad tracker options fail here, before any work
     given = given_tracker_options(args)
+    if args.interpolate < 0:
+        raise UserError(f"--interpolate {args.interpolate}: give the longest gap to fill in frames (0 = off)")
     if not args.conf_mode:
         raise UserError("--conf-mode needs tracker, filter or filter,tracker")
     # loaded only now, so that --help and bad options answer without importing torch, pandas and the detector
@@ -95,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
         if detector:
             notes.append(f"{label}: {describe_detector(detector)}")
     logger.info(f"{len(runs)} runs x {len(next(iter(loaded.values())))} sequences")
+    runs = sweep.with_interpolation(runs, args.interpolate)
+    frames_note = flows.scored_frames_note(next(iter(loaded.values())))
+    if frames_note:
+        notes.append(frames_note["note"])
     counts = sweep.run_sweep(loaded, runs, args.jobs, args.iou)
     ran_with = {name: effective_config(name, config, have_images)[0] for name, config in configs.items()}
     paths = sweep.write_sweep(sweep.sweep_rows(runs, counts), out, notes, ran_with, plan.x_name,

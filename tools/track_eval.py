@@ -24,6 +24,7 @@ from yolox_finetune.mot.formats import RESULT_READ_FORMATS
 from yolox_finetune.tracking.options import (
     CONF_TRACKER,
     add_conf_mode_argument,
+    add_interpolate_argument,
     add_source_arguments,
     add_tracker_arguments,
     apply_conf,
@@ -51,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="output folder (default with --ckpt: <run_dir>/tracking/<ckpt>/; with --results "
                                       "none: print only)")
     parser.add_argument("--json", help="also write metrics.json here")
+    add_interpolate_argument(parser)
     add_tracker_arguments(parser)
     return parser.parse_args(argv)
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if (args.conf is not None and not 0.0 <= args.conf <= 1.0) or not 0.0 < args.iou <= 1.0:
         raise UserError("--conf must be in [0, 1] and --iou in (0, 1]")
+    if args.interpolate < 0:
+        raise UserError(f"--interpolate {args.interpolate}: give the longest gap to fill in frames (0 = off)")
     if args.class_agnostic and not args.results:
         raise UserError("--class-agnostic applies to --results only (trackers run here write their classes)")
     configs = {} if args.results else tracker_configs(args)  # bad tracker options fail here, before any work
@@ -101,10 +105,12 @@ def main(argv: list[str] | None = None) -> None:
         write_format = "mot" if args.results_format == "auto" else args.results_format
         new_fixed = "new_track_thresh" in given
         report = flows.track_and_evaluate(sequences, configs, args.conf, out, args.iou, args.conf_mode, new_fixed,
-                                          write_format)
+                                          write_format, args.interpolate)
         settings = flows.settings_of(configs, args.conf, args.iou, all(s.images for s in sequences), det_dir,
                                      args.conf_mode, new_fixed, results_format=write_format,
-                                     checkpoint=str(args.ckpt) if args.ckpt else None)
+                                     checkpoint=str(args.ckpt) if args.ckpt else None,
+                                     interpolate=args.interpolate, frames=args.frames)
+    settings["scored_frames"] = flows.scored_frames_note(sequences)
     document = flows.metrics_document(report, settings)
     written = flows.write_metrics(document, out, args.json)
     if out is not None:

@@ -16,9 +16,23 @@ def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
     proc = run_tool("demo.py", "--quick", "--out", str(out), timeout=900)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert len(summary["commands"]) == 7 and all("python tools/" in c for c in summary["commands"])
-    assert set(summary["tracking_test"]) == {"bytetrack", "botsort"}
-    assert "mAP@0.5" in proc.stdout and "report:" in proc.stdout
+    assert len(summary["commands"]) == 10 and all("python tools/" in c for c in summary["commands"])
+    assert set(summary["tracking_test"]["keyframes"]) == {"bytetrack", "botsort"}
+    assert set(summary["tracking_test"]["all_frames"]) == {"bytetrack", "botsort", "bytetrack+interp",
+                                                           "botsort+interp"}
+    assert len(summary["timings_s"]) == 10 and summary["total_s"] >= sum(summary["timings_s"].values()) - 1
+    assert "mAP@0.5" in proc.stdout and "report:" in proc.stdout and "keyframes only" in proc.stdout
+    assert "step times" in proc.stdout
+
+    # all-frames sequences: more frames than the keyframe ones, ground truth on the annotated frames only
+    keyframe_seq = next((out / "coco" / "mot" / "test").iterdir())
+    all_seq = out / "coco" / "mot_sweeps" / "test" / keyframe_seq.name
+    assert len(list((all_seq / "img1").iterdir())) > len(list((keyframe_seq / "img1").iterdir()))
+    assert (all_seq / "annotated_frames.txt").is_file()
+    all_metrics = json.loads((out / "runs" / "demo" / "tracking" / "best" / "metrics.json").read_text())
+    assert all_metrics["settings"]["scored_frames"]["annotated_only"] is True
+    video = cv2.VideoCapture(str(out / "runs" / "demo" / "tracking" / "tracks.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == min(8, len(list((all_seq / "img1").iterdir())))
 
     runs = out / "runs"
     pre = read_jsonl(runs / "demo_pretrain" / "metrics.jsonl")
@@ -32,13 +46,14 @@ def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
 
     with open(runs / "demo" / "tracking" / "sweep" / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert {(r["checkpoint"], r["tracker"]) for r in rows} == {
-        (c, t) for c in ("epoch_1", "epoch_2") for t in ("bytetrack", "botsort")}
+    assert {(r["checkpoint"], r["tracker"], r["conf_mode"]) for r in rows} == {
+        (c, t, m) for c in ("epoch_1", "epoch_2") for t in ("bytetrack", "botsort") for m in ("filter", "tracker")}
     assert sorted({float(r["conf"]) for r in rows}) == [0.2, 0.4, 0.6]
 
     report = out / "report"
     html = (report / "report.html").read_text()
     assert "src=\"data:image/png;base64," in html and "demo_pretrain" in html
+    assert 'href="../runs/demo/tracking/tracks.mp4"' in html  # the report links the video
     analysis = json.loads((report / "analysis.json").read_text())
     markdown = (report / "report.md").read_text()
     assert "## Convergence" in markdown and "verdict" in markdown  # the verdicts are in the demo's report

@@ -105,7 +105,7 @@ def common_axis(runs: Sequence[Run], window_epochs: float) -> dict:
 
 def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
                  window_epochs: float = DEFAULT_WINDOW_EPOCHS, best_by: str | None = None,
-                 last_epochs: int = DEFAULT_LAST_EPOCHS) -> dict:
+                 last_epochs: int = DEFAULT_LAST_EPOCHS, media: Sequence[str | Path] = ()) -> dict:
     """Analyse one or more runs: plots, oscillation on the common axis, convergence verdicts, tracking winners,
     report.md/report.html and analysis.json in ``out_dir``. Returns what analysis.json holds plus its path."""
     if not (isinstance(window_epochs, (int, float)) and math.isfinite(window_epochs) and window_epochs > 0):
@@ -113,6 +113,9 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     if last_epochs < 1:
         raise UserError(f"--last-epochs must be at least 1, got {last_epochs}")
     check_metric(best_by)
+    missing = [str(m) for m in media if not Path(m).is_file()]
+    if missing:
+        raise UserError(f"--media {missing[0]} is not a file; pass pictures or videos written by tools/visualize.py")
     runs = load_runs(run_dirs)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
     claim_output_dir(out_dir, TOOL, run_dirs)
@@ -161,7 +164,8 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     headline = {r.name: run_headline(r, overall[r.name], whole[r.name], convergence[r.name], bests[r.name])
                 for r in runs}
     report_md, report_html = write_report(out_dir, runs, overall, whole, per_epoch, convergence, comparisons, plots,
-                                          tracking, winners, method, [b for run in runs for b in bests[run.name]])
+                                          tracking, winners, method, [b for run in runs for b in bests[run.name]],
+                                          [Path(m) for m in media])
     result = {
         "out_dir": str(out_dir), "report_md": str(report_md), "report_html": str(report_html),
         "plots": {k: str(v) for k, v in plots.items()}, "oscillation_method": method, "runs": headline,

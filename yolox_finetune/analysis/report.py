@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,7 +55,15 @@ class Image:
     caption: str
 
 
-Block = Heading | Paragraph | Bullets | Table | Image
+@dataclass(frozen=True)
+class Link:
+    """A file the report points to instead of embedding (a video)."""
+
+    path: Path
+    text: str
+
+
+Block = Heading | Paragraph | Bullets | Table | Image | Link
 
 
 def fmt(value: Any, spec: str = ".4g") -> str:
@@ -87,6 +96,8 @@ def render_markdown(title: str, blocks: Sequence[Block], base_dir: Path) -> str:
             lines.append("")
         elif isinstance(block, Image):
             lines += [f"![{block.caption}]({_relative(block.path, base_dir)})", "", f"*{block.caption}*", ""]
+        elif isinstance(block, Link):
+            lines += [f"[{block.text}]({_link_target(block.path, base_dir)})", ""]
     return "\n".join(lines)
 
 
@@ -95,6 +106,11 @@ def _relative(path: Path, base_dir: Path) -> str:
         return Path(path).resolve().relative_to(Path(base_dir).resolve()).as_posix()
     except ValueError:
         return Path(path).resolve().as_posix()
+
+
+def _link_target(path: Path, base_dir: Path) -> str:
+    """A link that survives moving the demo folder: relative to the report, ``..`` included."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(base_dir).resolve())).as_posix()
 
 
 _CSS = """
@@ -109,8 +125,9 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 """
 
 
-def render_html(title: str, blocks: Sequence[Block]) -> str:
-    """One self-contained HTML page: inline CSS, plots as base64 data URIs, no links to files."""
+def render_html(title: str, blocks: Sequence[Block], base_dir: Path | None = None) -> str:
+    """One self-contained HTML page: inline CSS, plots as base64 data URIs; only videos are links (relative to
+    ``base_dir``, where report.html lives)."""
     esc = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
@@ -129,6 +146,9 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
             data = base64.b64encode(Path(block.path).read_bytes()).decode("ascii")
             parts.append(f'<figure><img alt="{esc(block.caption)}" src="data:image/png;base64,{data}">'
                          f"<figcaption>{esc(block.caption)}</figcaption></figure>")
+        elif isinstance(block, Link):
+            target = _link_target(block.path, base_dir) if base_dir is not None else Path(block.path).as_posix()
+            parts.append(f'<p><a href="{esc(target)}">{esc(block.text)}</a></p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -325,13 +345,22 @@ def write_report(out_dir: Path, runs: Sequence[Run], overall: dict[str, Oscillat
                  whole: dict[str, OscillationStats], per_epoch: dict[str, dict[int, float]],
                  convergence: dict[str, Sequence[Convergence]], comparisons: Sequence[str], plots: dict[str, Path],
                  tracking: Sequence[dict], winners: Sequence[dict], method: dict,
-                 bests: Sequence[dict] = ()) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically) and return their paths."""
+                 bests: Sequence[dict] = (), media: Sequence[Path] = ()) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically) and return their paths; ``media``
+    (pictures and videos of tracks, e.g. from tools/visualize.py) go in a section of their own."""
     out_dir = Path(out_dir)
     title = "Training analysis: " + " vs ".join(r.name for r in runs)
     blocks = build_blocks(runs, overall, whole, per_epoch, convergence, comparisons, plots, tracking, winners,
                           method, bests)
+    if media:
+        blocks.append(Heading("Tracks on a sequence"))
+        for path in media:
+            if Path(path).suffix.lower() == ".png":
+                blocks.append(Image(Path(path), f"{Path(path).name}: track ids in their colours, FP and IDSW tagged "
+                                                f"from the evaluator's events (tools/visualize.py)"))
+            else:
+                blocks.append(Link(Path(path), f"video: {Path(path).name} (tools/visualize.py)"))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, render_markdown(title, blocks, out_dir))
-    atomic_write_text(html_path, render_html(title, blocks))
+    atomic_write_text(html_path, render_html(title, blocks, out_dir))
     return md_path, html_path

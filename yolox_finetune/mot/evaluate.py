@@ -100,10 +100,20 @@ def ignored_tracker_rows(gt: MotRows, results: MotRows) -> np.ndarray:
     return drop
 
 
+def scored_rows(rows: MotRows, scored_frames: list[int] | None) -> MotRows:
+    """The rows on ``scored_frames`` (all rows when None): on an all-frames sequence only the annotated frames are
+    scored, so a tracker box on a sweep frame is neither a true nor a false positive."""
+    if scored_frames is None:
+        return rows
+    return rows.select(np.isin(rows.frame, np.asarray(scored_frames, dtype=np.int64)))
+
+
 def evaluate_sequence(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
-                      class_aware: bool = True) -> dict[int, ClearCounts]:
+                      class_aware: bool = True, scored_frames: list[int] | None = None) -> dict[int, ClearCounts]:
     """class id -> counts for one sequence: every class matched on its own, tracker boxes on ignore entries
-    (consider 0) removed before scoring (MOT15 ground truth: consider-0 rows dropped, nothing removed)."""
+    (consider 0) removed before scoring (MOT15 ground truth: consider-0 rows dropped, nothing removed), and with
+    ``scored_frames`` (a sequence's annotated_frames.txt) only those frames scored."""
+    results, gt = scored_rows(results, scored_frames), scored_rows(gt, scored_frames)
     if gt.fmt == "mot15" and len(gt):
         gt = gt.select(gt.score >= 1)
     gt, results = align_classes(gt, results, class_aware)
@@ -211,10 +221,12 @@ class TrackerCounts:
 
 
 def evaluate_tracker(gt_by_seq: dict[str, MotRows], results_by_seq: dict[str, MotRows], iou_threshold: float = 0.5,
-                     class_aware: bool = True) -> TrackerCounts:
+                     class_aware: bool = True,
+                     scored_frames_by_seq: dict[str, list[int] | None] | None = None) -> TrackerCounts:
     """Counts of one tracker on every sequence of ``gt_by_seq`` (a sequence without results counts as empty)."""
     counts = TrackerCounts()
+    scored = scored_frames_by_seq or {}
     for seq, gt in gt_by_seq.items():
         results = results_by_seq.get(seq, empty_rows(seq))
-        counts.add_sequence(seq, evaluate_sequence(gt, results, iou_threshold, class_aware))
+        counts.add_sequence(seq, evaluate_sequence(gt, results, iou_threshold, class_aware, scored.get(seq)))
     return counts

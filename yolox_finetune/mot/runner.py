@@ -23,6 +23,7 @@ from yolox_finetune.mot.formats import (
     empty_rows,
     frame_images,
     list_sequences,
+    read_annotated_frames,
     read_detections,
     read_gt,
     read_seqinfo,
@@ -44,6 +45,8 @@ class Sequence:
     frame_rate: float
     detections: MotRows | None = None
     images: dict[int, Path] = field(default_factory=dict)
+    #: the frames that are scored (annotated_frames.txt of an all-frames sequence); None: every frame.
+    scored_frames: list[int] | None = None
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -72,7 +75,8 @@ def load_sequences(gt_root: str | os.PathLike, det_dir: str | os.PathLike | None
         num_frames = max(info.seq_length or 0, last)
         frame_rate = info.frame_rate or fps or DEFAULT_FPS
         images = frame_images(seq_dir) if with_images else {}
-        sequences.append(Sequence(name, gt, info, num_frames, frame_rate, dets, images))
+        sequences.append(Sequence(name, gt, info, num_frames, frame_rate, dets, images,
+                                  read_annotated_frames(seq_dir)))
     return sequences
 
 

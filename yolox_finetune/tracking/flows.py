@@ -27,14 +27,17 @@ from yolox_finetune.core.output_dir import claim_output_dir
 from yolox_finetune.mot.clear import METRIC_NAMES
 from yolox_finetune.mot.evaluate import HEADLINE_CLASS_MEANS, TrackerCounts, evaluate_sequence
 from yolox_finetune.mot.formats import read_results, write_results
+from yolox_finetune.mot.interpolation import interpolate_tracks
 from yolox_finetune.mot.runner import Sequence, effective_config, run_tracker
 from yolox_finetune.tracking.detector import cached_detections, detector_settings
-from yolox_finetune.tracking.options import DEFAULT_CONF_MODE, apply_conf
+from yolox_finetune.tracking.options import DEFAULT_CONF_MODE, MOT_FOLDER_OF_FRAMES, apply_conf
 from yolox_finetune.training.checkpoint import resolve_checkpoint
 from yolox_finetune.training.exp import load_exp
 
 #: file name of the tracker options a run used, beside its results.
 TRACKER_CONFIG_FILE = "tracker_config.yaml"
+#: name suffix of a tracker's interpolated output (``--interpolate``), reported as a tracker of its own.
+INTERPOLATED_SUFFIX = "+interp"
 
 #: metrics shown in the stdout summary.
 SUMMARY_METRICS: tuple[str, ...] = ("HOTA", "MOTA", "IDF1", *HEADLINE_CLASS_MEANS, "DetA", "AssA", "MOTP", "IDSW",
@@ -56,10 +59,13 @@ def run_configs(configs: Mapping[str, TrackerConfig], conf: float | None, conf_m
 
 def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerConfig], conf: float | None,
                        out: Path | None, iou_threshold: float = 0.5, conf_mode: str = DEFAULT_CONF_MODE,
-                       new_track_fixed: bool = False, results_format: str = "mot") -> dict[str, TrackerCounts]:
+                       new_track_fixed: bool = False, results_format: str = "mot",
+                       interpolate: int = 0) -> dict[str, TrackerCounts]:
     """Run each tracker (name -> config) over each sequence's detections with ``conf`` read by ``conf_mode``
     (tracker: the high threshold; filter: score >= conf only), count metrics; with ``out``, write
-    ``<tracker>/<seq>.txt`` results in ``results_format`` and the ``<tracker>/tracker_config.yaml`` they came from."""
+    ``<tracker>/<seq>.txt`` results in ``results_format`` and the ``<tracker>/tracker_config.yaml`` they came from.
+    ``interpolate`` > 0 also scores each tracker's output with gaps up to that many frames filled, as
+    ``<tracker>+interp`` (its results written beside)."""
     have_images = all(s.images for s in sequences)
     report: dict[str, TrackerCounts] = {}
     for name, (config, prefilter, note) in run_configs(configs, conf, conf_mode, new_track_fixed,
@@ -68,7 +74,7 @@ def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerC
             logger.warning(note)
         if out is not None:
             save_config(config, out / name / TRACKER_CONFIG_FILE)
-        counts = TrackerCounts()
+        counts, filled = TrackerCounts(), TrackerCounts()
         for seq in sequences:
             if seq.detections is None:
                 raise UserError(f"sequence {seq.name} has no detections; pass --dets or --ckpt")
@@ -76,9 +82,33 @@ def track_and_evaluate(sequences: list[Sequence], configs: Mapping[str, TrackerC
                                   seq.images, seq.image_size)
             if out is not None:
                 write_results(out / name / f"{seq.name}.txt", results, results_format)
-            counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold))
+            counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold,
+                                                             scored_frames=seq.scored_frames))
+            if interpolate > 0:
+                interpolated = interpolate_tracks(results, interpolate)
+                if out is not None:
+                    write_results(out / f"{name}{INTERPOLATED_SUFFIX}" / f"{seq.name}.txt", interpolated,
+                                  results_format)
+                filled.add_sequence(seq.name, evaluate_sequence(seq.gt, interpolated, iou_threshold,
+                                                                scored_frames=seq.scored_frames))
         report[name] = counts
+        if interpolate > 0:
+            report[f"{name}{INTERPOLATED_SUFFIX}"] = filled
     return report
+
+
+def scored_frames_note(sequences: list[Sequence]) -> dict[str, Any] | None:
+    """What was scored when some sequences hold unannotated frames (all-frames sequences), for metrics.json and
+    the table; None when every frame is scored."""
+    partial = [s for s in sequences if s.scored_frames is not None]
+    if not partial:
+        return None
+    scored = sum(len(s.scored_frames) for s in partial)
+    total = sum(s.num_frames for s in partial)
+    return {"annotated_only": True, "sequences": len(partial), "scored_frames": scored, "frames": total,
+            "note": f"trackers ran on all {total} frames of {len(partial)} sequence(s); only the {scored} annotated "
+                    f"frames (annotated_frames.txt) are scored: tracker boxes on other frames count neither as "
+                    f"true nor as false positives"}
 
 
 def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike, iou_threshold: float = 0.5,
@@ -96,7 +126,8 @@ def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLik
     counts = TrackerCounts()
     for seq in sequences:
         results = read_results(results_dir / f"{seq.name}.txt", results_format)
-        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold, not class_agnostic))
+        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold, not class_agnostic,
+                                                         seq.scored_frames))
     return counts
 
 
@@ -130,6 +161,8 @@ def summary_table(document: dict[str, Any], per_class: bool = True) -> str:
                 rows.append(["", cls] + [_cell(metrics.get(m)) for m in SUMMARY_METRICS])
     table = tabulate(rows, headers=["tracker", "class", *SUMMARY_METRICS], tablefmt="github")
     settings = document.get("settings", {})
+    if settings.get("scored_frames"):
+        table = settings["scored_frames"]["note"] + "\n" + table
     if "conf_mode" not in settings:
         return table
     prefilters = ", ".join(f"{n} {v:g}" for n, v in settings.get("prefilter", {}).items())
@@ -185,7 +218,8 @@ def detection_sources(args: argparse.Namespace) -> DetectionSources:
         for spec in [args.ckpt] if isinstance(args.ckpt, str) else args.ckpt:
             exp, ckpt_path, gt_root, det_dir = checkpoint_detections(args.exp_file, spec, args.data, args.split,
                                                                      args.device, args.batch_size, args.fp16,
-                                                                     args.nms_class_agnostic)
+                                                                     args.nms_class_agnostic,
+                                                                     getattr(args, "frames", "keyframes"))
             det_dirs[ckpt_path.stem] = det_dir
         return DetectionSources(gt_root, det_dirs, exp.run_dir)
     gt_root = require_gt(args.gt, "--dets")
@@ -214,20 +248,22 @@ def output_folder(out: str | None, sources: DetectionSources, default_name: str,
 
 def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, split: str, device: str = "auto",
                           batch_size: int = 8, fp16: bool = False,
-                          class_agnostic: bool = False) -> tuple[Any, Path, Path, Path]:
+                          class_agnostic: bool = False, frames: str = "keyframes") -> tuple[Any, Path, Path, Path]:
     """``--ckpt`` mode's inputs: (exp, checkpoint path, gt root ``<data>/<split>``, det cache folder).
 
-    ``data`` defaults to the Exp's ``data_dir + "/mot"``; the cache lives in ``<run_dir>/tracking/det_cache``.
+    ``data`` defaults to the Exp's ``data_dir + "/mot"`` (``"/mot_sweeps"`` for ``frames="all"``: every camera frame,
+    keyframes scored); the cache lives in ``<run_dir>/tracking/det_cache``.
     ``fp16`` and ``class_agnostic`` are the detector's opt-outs from stock YOLOX evaluation (fp32, per-class NMS).
     """
     if not exp_file:
         raise UserError("--ckpt needs the exp file that trained it: pass -f exps/<name>.py")
     exp = load_exp(exp_file)
     ckpt_path = resolve_checkpoint(ckpt, exp.run_dir)
-    gt_root = (Path(data) if data else Path(exp.data_dir) / "mot") / split
+    gt_root = (Path(data) if data else Path(exp.data_dir) / MOT_FOLDER_OF_FRAMES[frames]) / split
     if not gt_root.is_dir():
+        how = "--mot --sweeps" if frames == "all" and not data else "--mot"
         raise UserError(f"MOT sequences folder {gt_root} does not exist; convert nuScenes with "
-                        "tools/convert_nuscenes.py --mot or pass --data <folder holding val/ and test/>")
+                        f"tools/convert_nuscenes.py {how} or pass --data <folder holding val/ and test/>")
     det_dir = cached_detections(exp, ckpt_path, gt_root, exp.run_dir / "tracking" / "det_cache", device, batch_size,
                                 fp16=fp16, class_agnostic=class_agnostic)
     return exp, ckpt_path, gt_root, det_dir

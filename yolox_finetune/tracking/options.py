@@ -96,6 +96,12 @@ def check_thresholds(name: str, config: TrackerConfig, conf: float | None = None
     return config
 
 
+#: values of ``--frames``: where ``--ckpt`` mode finds its sequences.
+FRAME_MODES: tuple[str, ...] = ("keyframes", "all")
+#: the folders of the two kinds of sequences below the exp's data_dir (convert_nuscenes --mot [--sweeps]).
+MOT_FOLDER_OF_FRAMES: dict[str, str] = {"keyframes": "mot", "all": "mot_sweeps"}
+
+
 def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argparse._MutuallyExclusiveGroup:
     """``--ckpt`` / ``--dets`` (several of each with ``many``) and where sequences, ground truth and the detector come
     from. Returns the required mode group, so a tool can add a mode of its own."""
@@ -107,6 +113,11 @@ def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argpars
     parser.add_argument("-f", "--exp-file", help="exp file (needed with --ckpt)")
     parser.add_argument("--data", help="MOT root holding <split>/<seq>/ (default: the exp's data_dir/mot)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--frames", choices=FRAME_MODES, default="keyframes",
+                        help="--ckpt: keyframes = <data>/<split> (2 Hz on nuScenes); all = every camera frame from "
+                             "the all-frames sequences of convert_nuscenes --mot --sweeps (the exp's "
+                             "data_dir/mot_sweeps/<split>): trackers run at the camera rate, only the annotated "
+                             "keyframes are scored (a --gt folder with annotated_frames.txt is scored the same way)")
     parser.add_argument("--gt", help="ground-truth root <seq>/gt/gt.txt (with --dets/--results)")
     parser.add_argument("--gt-format", choices=GT_FORMATS, default="auto")
     parser.add_argument("--fps", type=float, default=None, help="frame rate when a sequence has no seqinfo.ini")
@@ -120,6 +131,12 @@ def add_source_arguments(parser: argparse.ArgumentParser, many: bool) -> argpars
                         help="detector NMS across classes, as stock tools/demo.py (default: per class, as stock "
                              "COCOEvaluator and training-time mAP)")
     return mode
+
+
+def add_interpolate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interpolate", type=int, default=0, metavar="MAX_GAP",
+                        help="also report each tracker with gaps of up to MAX_GAP frames inside its tracks filled "
+                             "by linear interpolation (ByteTrack's post-processing), as '<tracker>+interp' (0: off)")
 
 
 def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,6 +32,7 @@ from yolox_finetune.core.atomic_io import atomic_open, atomic_write_text
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.mot.clear import LOWER_IS_BETTER, METRIC_NAMES
 from yolox_finetune.mot.evaluate import HEADLINE_CLASS_MEANS, TrackerCounts, evaluate_sequence
+from yolox_finetune.mot.interpolation import interpolate_tracks
 from yolox_finetune.mot.runner import Sequence, effective_config, run_trackers
 from yolox_finetune.tracking.flows import TRACKER_CONFIG_FILE
 from yolox_finetune.tracking.options import CONF_FILTER, CONF_TRACKER, DEFAULT_CONF_MODE, apply_conf
@@ -248,11 +249,28 @@ def _setting_text(setting: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "its options"
 
 
-def _sweep_sequence(task: tuple[Sequence, list[tuple[str, TrackerConfig, float]], float]) -> list[dict]:
-    """Worker: one sequence, every run -> per-run {class: counts}."""
-    seq, runs, iou = task
-    results = run_trackers(runs, seq.detections, seq.num_frames, seq.frame_rate, seq.images, seq.image_size)
-    return [evaluate_sequence(seq.gt, r, iou) for r in results]
+#: the sweep column of the interpolation gap (``--interpolate``): 0 = raw tracker output.
+INTERPOLATE_AXIS = "interpolate"
+
+
+def with_interpolation(runs: list[SweepRun], max_gap: int) -> list[SweepRun]:
+    """Each run twice, raw (``interpolate`` 0) and with gaps up to ``max_gap`` frames filled, so the two are
+    reported side by side (the tracker runs once for both)."""
+    if max_gap <= 0:
+        return runs
+    return [replace(run, grid={**run.grid, INTERPOLATE_AXIS: gap}) for run in runs for gap in (0, max_gap)]
+
+
+def _sweep_sequence(task: tuple[Sequence, list[tuple[str, TrackerConfig, float]], float, list[tuple[int, int]]]
+                    ) -> list[dict]:
+    """Worker: one sequence, every distinct tracker run once -> per-run {class: counts} (a run = spec + gap)."""
+    seq, specs, iou, run_specs = task
+    results = run_trackers(specs, seq.detections, seq.num_frames, seq.frame_rate, seq.images, seq.image_size)
+    out = []
+    for spec, gap in run_specs:
+        rows = interpolate_tracks(results[spec], gap) if gap else results[spec]
+        out.append(evaluate_sequence(seq.gt, rows, iou, scored_frames=seq.scored_frames))
+    return out
 
 
 def run_sweep(sources: dict[str, list[Sequence]], runs: list[SweepRun], jobs: int | None = None,
@@ -262,9 +280,17 @@ def run_sweep(sources: dict[str, list[Sequence]], runs: list[SweepRun], jobs: in
     tasks, owners = [], []
     for label, sequences in sources.items():
         mine = [i for i, r in enumerate(runs) if r.checkpoint == label]
-        specs = [(runs[i].tracker, runs[i].config, runs[i].prefilter) for i in mine]
+        specs: list[tuple[str, TrackerConfig, float]] = []
+        index_of: dict[tuple[str, str, float], int] = {}
+        run_specs = []
+        for i in mine:
+            key = (runs[i].tracker, repr(runs[i].config), runs[i].prefilter)
+            if key not in index_of:
+                index_of[key] = len(specs)
+                specs.append((runs[i].tracker, runs[i].config, runs[i].prefilter))
+            run_specs.append((index_of[key], int(runs[i].grid.get(INTERPOLATE_AXIS, 0))))
         for seq in sequences:
-            tasks.append((seq, specs, iou_threshold))
+            tasks.append((seq, specs, iou_threshold, run_specs))
             owners.append((seq.name, mine))
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(tasks) == 1:

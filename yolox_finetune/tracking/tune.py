@@ -341,7 +341,8 @@ def evaluate_config(sequences: Sequence[MotSequence], tracker: str, config: Trac
     for seq in sequences:
         results = run_tracker(tracker, config, seq.detections, seq.num_frames, seq.frame_rate, conf, seq.images,
                               seq.image_size)
-        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold))
+        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold,
+                                                         scored_frames=seq.scored_frames))
     return counts.report()["overall"]
 
 

@@ -172,7 +172,8 @@ class TrackingValidation:
             detections = self._detections(index, boxes)
             results = run_trackers(runs, detections, seq.num_frames, seq.frame_rate, seq.images, seq.image_size)
             for name, rows in zip(self.configs, results):
-                counts[name].add_sequence(seq.name, evaluate_sequence(seq.gt, rows, IOU_THRESHOLD))
+                counts[name].add_sequence(seq.name, evaluate_sequence(seq.gt, rows, IOU_THRESHOLD,
+                                                                       scored_frames=seq.scored_frames))
         return {name: c.overall().metrics() for name, c in counts.items()}
 
     def _detections(self, index: int, boxes: dict[int, np.ndarray]) -> MotRows:
