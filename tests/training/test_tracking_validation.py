@@ -136,7 +136,10 @@ def test_tracking_metrics_per_epoch_choose_best_ckpt_and_match_track_eval(tmp_pa
     det_dir = cached_detections(exp, run_dir / "best_ckpt.pth", gt_root, tmp_path / "det_cache", "cpu")
     sequences = load_sequences(gt_root, det_dir)
     configs = {name: TRACKER_CONFIGS[name]() for name in exp.tracking_val_trackers}
-    offline = track_and_evaluate(sequences, configs, exp.tracking_val_conf, None)
+    # track_eval's default (no --conf): the trackers' own thresholds, detections pre-filtered at the low threshold,
+    # which is tracking_val_conf (0.1)
+    assert exp.tracking_val_conf == 0.1
+    offline = track_and_evaluate(sequences, configs, None, None)
     logged = epochs[expected - 1]["tracking"]
     for name, counts in offline.items():
         metrics = counts.overall().metrics()
