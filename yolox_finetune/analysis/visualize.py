@@ -21,7 +21,7 @@ import numpy as np
 
 from yolox_finetune.core.atomic_io import atomic_open
 from yolox_finetune.core.errors import UserError
-from yolox_finetune.mot.evaluate import ignored_tracker_rows
+from yolox_finetune.mot.evaluate import class_units
 from yolox_finetune.mot.formats import MotRows
 
 #: BGR colours of the event tags.
@@ -47,12 +47,7 @@ def tracking_events(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
         keep = set(annotated)
         results = results.select(np.isin(results.frame, list(keep)))
         gt = gt.select(np.isin(gt.frame, list(keep)))
-    for cls in sorted(set(gt.class_id.tolist()) | set(results.class_id.tolist())):
-        g = gt.select(gt.class_id == cls)
-        r = results.select(results.class_id == cls)
-        if len(g) and (g.score < 1).any():
-            r = r.select(~ignored_tracker_rows(g, r))
-            g = g.select(g.score >= 1)
+    for _, g, r in class_units(gt, results):
         acc = mm.MOTAccumulator(auto_id=False)
         g_frames, r_frames = g.frame_slices(), r.frame_slices()
         for frame in sorted(set(g_frames) | set(r_frames)):

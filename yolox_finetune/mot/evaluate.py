@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,18 @@ def scored_rows(rows: MotRows, scored_frames: list[int] | None) -> MotRows:
     return rows.select(np.isin(rows.frame, np.asarray(scored_frames, dtype=np.int64)))
 
 
+def class_units(gt: MotRows, results: MotRows) -> Iterator[tuple[int, MotRows, MotRows]]:
+    """(class id, gt rows, tracker rows) per class, as scored: tracker boxes on ignore entries (consider 0) and the
+    ignore entries themselves removed."""
+    for cls in sorted(set(gt.class_id.tolist()) | set(results.class_id.tolist())):
+        g = gt.select(gt.class_id == cls)
+        r = results.select(results.class_id == cls)
+        if len(g) and (g.score < 1).any():
+            r = r.select(~ignored_tracker_rows(g, r))
+            g = g.select(g.score >= 1)
+        yield int(cls), g, r
+
+
 def evaluate_sequence(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
                       class_aware: bool = True, scored_frames: list[int] | None = None) -> dict[int, ClearCounts]:
     """class id -> counts for one sequence: every class matched on its own, tracker boxes on ignore entries
@@ -119,15 +132,10 @@ def evaluate_sequence(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
     gt, results = align_classes(gt, results, class_aware)
     frames = sorted(set(gt.frame.tolist()) | set(results.frame.tolist()))
     out = {}
-    for cls in sorted(set(gt.class_id.tolist()) | set(results.class_id.tolist())):
-        g = gt.select(gt.class_id == cls)
-        r = results.select(results.class_id == cls)
-        if len(g) and (g.score < 1).any():
-            r = r.select(~ignored_tracker_rows(g, r))
-            g = g.select(g.score >= 1)
+    for cls, g, r in class_units(gt, results):
         gt_ids, gt_boxes = _frames_of(g, frames)
         hyp_ids, hyp_boxes = _frames_of(r, frames)
-        out[int(cls)] = clear_counts(gt_ids, gt_boxes, hyp_ids, hyp_boxes, iou_threshold)
+        out[cls] = clear_counts(gt_ids, gt_boxes, hyp_ids, hyp_boxes, iou_threshold)
     return out
 
 
