@@ -266,7 +266,7 @@ def test_stock_demo_predictor_runs_our_exp_and_checkpoint_on_cpu(tmp_path, make_
     from yolox.tools.demo import Predictor
 
     exp = load_exp(make_tiny_exp("", "exp.py", tmp_path))
-    ckpt = torch.load(our_checkpoint(exp, tmp_path / "ours.pth"), map_location="cpu")
+    ckpt = torch.load(our_checkpoint(exp, tmp_path / "ours.pth"), map_location="cpu", weights_only=True)  # the default
     model = exp.get_model().eval()
     model.load_state_dict(ckpt["model"])
     exp.test_conf = 0.0
