@@ -46,8 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="key of the scene hash (the split)")
     class_maps = parser.add_mutually_exclusive_group()
     class_maps.add_argument("--class-map", default=None,
-                            help='JSON file {"nuscenes.category": "class name" or null, ...} that REPLACES the '
-                                 "default map: categories it does not name are dropped")
+                            help='JSON file {"nuscenes.category": "class name" or null, ...} (or a YAML mapping in '
+                                 "a .yaml file) that REPLACES the default map: categories it does not name are "
+                                 "dropped; every key must be a full category name of the release (vehicle.bus.rigid, "
+                                 "not vehicle.bus)")
     class_maps.add_argument("--class-map-update", default=None,
                             help="JSON file of the same form applied ON TOP of the default map (add or change "
                                  "categories; null drops one)")
@@ -90,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"split policy: {summary['split_policy']}; skipped degenerate boxes: {summary['skipped_degenerate']}; "
           f"missing images skipped: {summary['missing_images']}; empty scenes: {len(summary['empty_scenes'])}; "
           f"absent cameras: {sum(len(c) for c in summary['absent_cameras'].values())}; "
-          f"missing keyframes: {summary['missing_keyframes']}; MOT sequences: {summary['mot_sequences']}; "
+          f"missing keyframes: {summary['missing_keyframes']}; "
+          f"annotations of unmapped categories: {sum(summary['dropped_categories'].values())}; "
+          f"MOT sequences: {summary['mot_sequences']}; "
           f"written to {summary['out']}")
     if "mot_sweep_sequences" in summary:
         frames = ", ".join(f"{split} {count}" for split, count in summary["sweep_frames"].items())

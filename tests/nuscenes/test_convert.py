@@ -84,8 +84,7 @@ def test_class_mapping_keeps_buses_and_drops_other_categories(converted, synthet
 def test_custom_class_map(synthetic_root, tmp_path):
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"vehicle.construction": "truck", "vehicle.car": None}))
-    convert_nuscenes(synthetic_root, VERSION, tmp_path / "out", cameras=["CAM_FRONT"], class_map=mapping,
-                     progress=False)
+    convert_nuscenes(synthetic_root, VERSION, tmp_path / "out", class_map=mapping, progress=False)
     anns = [a for split in ("train", "val", "test")
             for a in json.loads((tmp_path / "out" / "annotations" / f"{split}.json").read_text())["annotations"]]
     assert anns and {a["nusc_category"] for a in anns} == {"vehicle.construction"}

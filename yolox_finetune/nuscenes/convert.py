@@ -8,6 +8,7 @@ before anything is written instead of failing hours later in the training loader
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +69,7 @@ class SceneJob:
     dataroot: str = ""  # where the images are checked ("" skips the check)
     absent_cameras: list[str] = field(default_factory=list)  # chosen cameras with no keyframe in this scene
     missing_keyframes: int = 0  # samples where a camera of this scene has no keyframe (gaps inside a sequence)
+    dropped_categories: Counter = field(default_factory=Counter)  # annotations the class map drops, per category
 
 
 @dataclass
@@ -135,7 +137,7 @@ def build_scene_jobs(tables: NuScenesTables, cameras: list[str], class_map: dict
     jobs = []
     for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
         samples = sorted(samples_of_scene[scene["token"]], key=lambda s: s["timestamp"])
-        ann_meta, ann_boxes, ann_index_of_sample = [], [], {}
+        ann_meta, ann_boxes, ann_index_of_sample, dropped = [], [], {}, Counter()
         for sample in samples:
             indices = []
             for ann in anns_of_sample[sample["token"]]:
@@ -147,6 +149,7 @@ def build_scene_jobs(tables: NuScenesTables, cameras: list[str], class_map: dict
                 elif category in ignore_categories:
                     class_id, ignore = ignore_categories[category], IGNORE_DROPPED
                 else:
+                    dropped[category] += 1
                     continue
                 indices.append(len(ann_meta))
                 ann_meta.append({
@@ -202,7 +205,7 @@ def build_scene_jobs(tables: NuScenesTables, cameras: list[str], class_map: dict
             pair_frame=np.concatenate(pair_frame) if pair_frame else np.zeros(0, dtype=np.int64),
             pair_ann=np.concatenate(pair_ann) if pair_ann else np.zeros(0, dtype=np.int64),
             dataroot=str(tables.dataroot) if check_images else "",
-            absent_cameras=absent if frames else [], missing_keyframes=gaps,
+            absent_cameras=absent if frames else [], missing_keyframes=gaps, dropped_categories=dropped,
         ))
     return jobs
 
@@ -237,13 +240,24 @@ def convert_scene(job: SceneJob) -> SceneResult:
 
 
 def _resolve_cameras(tables: NuScenesTables, cameras: list[str] | str | None) -> list[str]:
+    """The chosen camera channels; UserError naming the valid ones (and close names) for an unknown one."""
     available = tables.camera_channels()
     if cameras is None or cameras == "all" or list(cameras) == ["all"]:
         return available
     cameras = [cameras] if isinstance(cameras, str) else list(cameras)
+    if "all" in cameras:
+        raise UserError(f"--cameras all already means every camera; pass either all or some of "
+                        f"{', '.join(available)}")
     unknown = [c for c in cameras if c not in available]
     if unknown:
-        raise UserError(f"unknown camera(s) {', '.join(unknown)} in {tables.dataroot / tables.version}; "
+        other_sensors = {s["channel"]: s["modality"] for s in tables.tables["sensor"]}
+        first = unknown[0]
+        if first in other_sensors:
+            why = f" ({first} is a {other_sensors[first]} sensor, not a camera)"
+        else:
+            close = difflib.get_close_matches(first.upper(), available, n=2)
+            why = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise UserError(f"unknown camera(s) {', '.join(unknown)} in {tables.dataroot / tables.version}{why}; "
                         f"use 'all' or some of {', '.join(available)}")
     return list(dict.fromkeys(cameras))
 
@@ -281,11 +295,18 @@ def _examples(names: list[str]) -> str:
 
 
 def _report_scene_gaps(jobs: list[SceneJob], summary: dict) -> None:
-    """Count (in the summary) and warn about empty scenes, cameras absent from a scene and missing keyframes."""
+    """Count (in the summary) and report empty scenes, cameras absent from a scene, missing keyframes and the
+    annotations of categories the class map drops."""
     empty = [job.scene_name for job in jobs if not job.frames]
     absent = {job.scene_name: job.absent_cameras for job in jobs if job.absent_cameras}
     gaps = {job.scene_name: job.missing_keyframes for job in jobs if job.missing_keyframes}
-    summary.update(empty_scenes=empty, absent_cameras=absent, missing_keyframes=sum(gaps.values()))
+    dropped = sum((job.dropped_categories for job in jobs), Counter())
+    summary.update(empty_scenes=empty, absent_cameras=absent, missing_keyframes=sum(gaps.values()),
+                   dropped_categories=dict(sorted(dropped.items())))
+    if dropped:
+        logger.info(f"{sum(dropped.values())} annotation(s) of {len(dropped)} categories the class map does not "
+                    f"keep are left out ({_examples(sorted(dropped, key=dropped.get, reverse=True))}; "
+                    f"summary.json: dropped_categories)")
     if empty:
         logger.warning(f"{len(empty)} scene(s) have no keyframe of the chosen cameras ({_examples(empty)}); they "
                        f"add no images (summary.json: empty_scenes)")
@@ -308,6 +329,30 @@ def _check_images(missing: list[str], total: int, dataroot: Path, version: str, 
                         f"archive of the release into the dataroot) or pass --allow-missing to convert without them")
     logger.warning(f"--allow-missing: skipping {len(missing)} of {total} keyframe images that are missing under "
                    f"{dataroot} (first: {_examples(missing)}); their frames are left out of COCO and MOT")
+
+
+def _check_training_targets(frames_of_split: dict[str, list[dict]], jobs: list[SceneJob], mapping: dict[str, int],
+                            min_visibility: int, cameras: list[str]) -> None:
+    """An annotated release whose train split ends up with no box to learn from is an error, not an empty dataset;
+    an empty val or test split of an annotated release is a warning."""
+    targets = {split: sum(1 for f in frames for b in f["boxes"] if not b["ignore"])
+               for split, frames in frames_of_split.items()}
+    for split in ("val", "test"):
+        if frames_of_split[split] and not targets[split]:
+            logger.warning(f"the {split} split has {len(frames_of_split[split])} images but no box of the mapped "
+                           f"classes: its scores will be meaningless")
+    if targets["train"]:
+        return
+    train = frames_of_split["train"]
+    low = sum(1 for f in train for b in f["boxes"] if b["ignore"] == IGNORE_LOW_VISIBILITY)
+    dropped = sum(sum(job.dropped_categories.values()) for job in jobs)
+    causes = [f"{len(train)} images from --cameras {' '.join(cameras)}", f"the class map keeps {len(mapping)} "
+              f"categories ({_examples(sorted(mapping))})", f"{dropped} annotations are of other categories"]
+    if low:
+        causes.append(f"{low} boxes are below --min-visibility {min_visibility}")
+    raise UserError(f"the train split would hold no annotated box ({'; '.join(causes)}); nothing was written; "
+                    f"check --class-map/--class-map-update, --cameras and --min-visibility (or --split-policy "
+                    f"hash if every scene is a held-out one)")
 
 
 def _check_sweep_images(missing: list[str], total: int, dataroot: Path, version: str, allow_missing: bool) -> None:
@@ -361,12 +406,13 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         raise UserError(f"--mot-classes {mot_classes!r} is unknown; use {' or '.join(MOT_CLASS_SCHEMES)}")
     if sweeps and not mot:
         raise UserError("--sweeps writes MOT sequences at the camera's frame rate; add --mot")
+    load_class_map(class_map, class_map_update)  # a broken map file fails before the (slow) tables load
     dataroot = Path(dataroot).expanduser().resolve()
     tables = load_tables(dataroot, version)
     out = check_output_dir(out, TOOL, overwrite, protected=[dataroot])
     chosen_cameras = _resolve_cameras(tables, cameras)
-    mapping = load_class_map(class_map, class_map_update)
     known = {c["name"] for c in tables.tables["category"]}
+    mapping = load_class_map(class_map, class_map_update, categories=known, release=version)
     for category in sorted(set(mapping) - known):
         logger.warning(f"class map category {category!r} does not occur in {version}")
     scene_names = [s["name"] for s in tables.tables["scene"]]
@@ -392,6 +438,8 @@ def convert_nuscenes(dataroot: str | Path, version: str, out: str | Path, camera
         frames_of_split[split_of[job.scene_name]].extend(f for f in result.frames if f["file_name"] not in absent)
         degenerate_of_split[split_of[job.scene_name]] += result.degenerate
     _check_images(missing, listed, dataroot, version, allow_missing)
+    if annotated:
+        _check_training_targets(frames_of_split, jobs, mapping, min_visibility, chosen_cameras)
     sweep_records, missing_sweeps = {}, []
     if sweeps:
         sweep_records = camera_records(tables, chosen_cameras)
