@@ -256,6 +256,9 @@ def _check_dataroot(dataroot: Path, version: str) -> Path:
         raise UserError(f"nuScenes dataroot {dataroot} does not exist; {how}")
     if not dataroot.is_dir():
         raise UserError(f"nuScenes dataroot {dataroot} is a file, not a folder; {how}")
+    if not version or Path(version).name != version.rstrip("/"):
+        raise UserError(f"--version {version!r} must be the name of a table folder inside the dataroot (e.g. "
+                        f"v1.0-trainval), not a path")
     table_dir = dataroot / version
     if table_dir.is_dir():
         return table_dir
