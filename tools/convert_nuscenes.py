@@ -4,7 +4,9 @@
 
 Conventions: scenes are split by nuScenes' official lists where the devkit has them (v1.0-trainval, v1.0-mini,
 v1.0-test: official train -> train + a held-out val, official val/test -> test), else by a keyed hash of the scene
-name; a release without annotations goes to test only. Every listed image must exist (else one error line).
+name; a release without annotations goes to test only. Every listed image must exist (else one error line); so
+must every table, field and token the tables refer to, and every category a class map names. A train split left
+without boxes is an error; what is skipped (degenerate boxes, unmapped categories, ...) is counted in the summary.
 gt.txt: frame,id,x,y,w,h,consider,class,visibility with frames numbered by time, consider 0 = ignore entry,
 classes 1 car, 2 truck, 3 bus, 4 trailer, 5 pedestrian, 6 motorcycle, 7 bicycle (or MOT17's with
 --mot-classes mot17), visibility = share of the projected box inside the image; classes.json in every sequence.
