@@ -70,6 +70,8 @@ def test_temp_name_carries_the_writer_and_is_recognised():
     parsed = parse_temp_name(name)
     assert parsed.target == "latest_ckpt.pth" and parsed.kind == "tmp" and parsed.pid == os.getpid()
     assert f"{parsed.pid}-{parsed.start}-{parsed.host}" == owner_tag()
+    video = parse_temp_name(f"{temp_prefix('tracks.mp4')}k3j_x9ab.tmp.mp4")  # OpenCV picks the format by extension
+    assert video.target == "tracks.mp4" and video.kind == "tmp"
     for not_ours in ("latest_ckpt.pth", ".latest_ckpt.pth.abc123.tmp", "notes.tmp", ".x.12-34-nothex00.abc.tmp",
                      ".x.12-34-0a7c9cdf.abc.swp"):
         assert parse_temp_name(not_ours) is None, not_ours

@@ -12,6 +12,9 @@ from the work of one still running and removed at the next start (:func:`is_stal
 
     <owner> = <pid>-<process start time in clock ticks, 0 where unknown>-<8 hex digits of the host name's SHA-1>
 
+A temp file may repeat its final name's extension after ``.tmp`` (``.tracks.mp4.<owner>.<random>.tmp.mp4``) for
+writers that choose the format by the extension (OpenCV's video writer).
+
 e.g. ``.latest_ckpt.pth.4711-982345-1a2b3c4d.k3j_x9ab.tmp``. A temp is stale only when its host is this machine and
 its process is gone (or the pid now belongs to a process started at another time); a temp of another machine
 (a shared disk) or of a live process is never stale.
@@ -66,7 +69,7 @@ def umask_mode(mode: int) -> int:
 #: the kinds of temporary names (the last part of the name).
 TEMP_KINDS = ("tmp", "staging", "retired")
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-(?P<start>\d+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]+"
-                        r"\.(?P<kind>" + "|".join(TEMP_KINDS) + r")$")
+                        r"\.(?P<kind>" + "|".join(TEMP_KINDS) + r")(?:\.[A-Za-z0-9]{1,8})?$")
 
 
 @dataclass(frozen=True)
