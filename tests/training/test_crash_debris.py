@@ -95,7 +95,7 @@ def test_kill_9_then_resume_cleans_up_and_keeps_one_row_per_epoch(tmp_path, make
     assert "Traceback" not in resumed.stderr
 
 
-def test_kill_between_the_row_and_the_checkpoint_redoes_the_epoch_once(tmp_path, make_tiny_exp):
+def test_kill_between_the_row_and_the_checkpoints_redoes_or_completes_the_epoch_once(tmp_path, make_tiny_exp):
     exp = load_exp(make_tiny_exp("self.max_epoch = 2\nself.eval_interval = 0"))
     train(exp, TrainOptions(device="cpu"))
     run_dir = exp.run_dir
@@ -108,6 +108,13 @@ def test_kill_between_the_row_and_the_checkpoint_redoes_the_epoch_once(tmp_path,
     assert [r["epoch"] for r in rows(run_dir, "epoch")] == [1, 2]
     iters = [r["global_iter"] for r in rows(run_dir, "iter")]
     assert iters == sorted(set(iters))  # epoch 2's iterations once, after epoch 1's
+
+    # a kill after latest_ckpt.pth and before its copy as epoch_2.pth: the resume completes the copy
+    (run_dir / "epoch_2.pth").unlink()
+    done = train(load_exp(make_tiny_exp("self.max_epoch = 2\nself.eval_interval = 0")),
+                 TrainOptions(device="cpu", resume=True))
+    assert done["epochs_done"] == 2
+    assert (run_dir / "epoch_2.pth").read_bytes() == (run_dir / "latest_ckpt.pth").read_bytes()
 
 
 def test_resume_drops_lines_cut_short_and_later_epochs_with_one_warning(tmp_path, log_lines):

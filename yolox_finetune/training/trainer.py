@@ -353,6 +353,8 @@ class Trainer:
         if resume_state:
             self._restore(resume_state)
         self._open_run_dir()
+        if self.is_main and resume_state and not self.options.ckpt:
+            self._complete_interrupted_save()
         if self.is_main:
             self.plan = build_plan(exp, self.iters_per_epoch, self.batch_size, self.world_size)
             atomic_write_json(self.run_dir / PLAN_FILE, self.plan)
@@ -622,7 +624,7 @@ class Trainer:
             # the row first: a kill before the checkpoint lands makes the resume redo this epoch and drop the row;
             # the other order would lose the row of an epoch whose checkpoint the resume starts from
             self._log_epoch(epoch, result, saved, is_best)
-            self._save(epoch, is_best, saved)
+            self._save(epoch)
         barrier()
         patience = exp.early_stop_patience
         if patience and result is not None and self.epochs_without_improvement >= patience:
@@ -671,14 +673,30 @@ class Trainer:
             state["train_model"] = raw.state_dict()
         return state
 
-    def _save(self, epoch: int, is_best: bool, kept_as: str | None) -> None:
-        """The epoch's state as ``kept_as`` (an epoch_<N>.pth the exp keeps) and best_ckpt.pth when it is the best,
-        latest_ckpt.pth last: a resume starts from latest, so whatever it says is done is on disk in full."""
-        targets = [*([kept_as] if kept_as else []), *([BEST_CKPT] if is_best else []), LATEST_CKPT]
-        first = self.run_dir / targets[0]
-        save_checkpoint(self._state(epoch), first)
-        for name in targets[1:]:
-            atomic_copy(first, self.run_dir / name)
+    def _save(self, epoch: int) -> None:
+        """latest_ckpt.pth, then its copies (epoch_<N>.pth, best_ckpt.pth); a resume completes the copies a kill
+        prevented (:meth:`_complete_interrupted_save`)."""
+        latest = self.run_dir / LATEST_CKPT
+        save_checkpoint(self._state(epoch), latest)
+        for name in self._epoch_copies(epoch):
+            atomic_copy(latest, self.run_dir / name)
+
+    def _epoch_copies(self, epoch: int) -> list[str]:
+        """The copies of latest_ckpt.pth that epoch ``epoch`` makes: epoch_<N>.pth when the exp keeps it,
+        best_ckpt.pth when it is the best so far."""
+        return ([f"epoch_{epoch}.pth"] if self.exp.keeps_epoch_ckpt(epoch) else []) + \
+            ([BEST_CKPT] if self.best_epoch == epoch else [])
+
+    def _complete_interrupted_save(self) -> None:
+        """A kill between latest_ckpt.pth and its copies leaves epoch_<N>.pth or best_ckpt.pth missing or older
+        than latest: a resume from latest copies them now, so each file holds the epoch the metrics rows name."""
+        latest = self.run_dir / LATEST_CKPT
+        for name in self._epoch_copies(self.start_epoch):
+            path = self.run_dir / name
+            if not path.exists() or path.stat().st_mtime_ns < latest.stat().st_mtime_ns:
+                atomic_copy(latest, path)
+                logger.info(f"--resume: {name} of epoch {self.start_epoch} was not written before the interruption; "
+                            f"copied it from {LATEST_CKPT}")
 
     def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None, is_best: bool = False) -> None:
         phase = self.exp.phase_for_epoch(epoch)
