@@ -19,8 +19,9 @@ import cv2
 import motmetrics as mm
 import numpy as np
 
-from yolox_finetune.core.atomic_io import atomic_open
+from yolox_finetune.core.atomic_io import atomic_open, temp_prefix
 from yolox_finetune.core.errors import UserError
+from yolox_finetune.core.output_dir import remove_stale_temps
 from yolox_finetune.mot.evaluate import class_units
 from yolox_finetune.mot.formats import MotRows
 
@@ -143,7 +144,8 @@ def write_video(pictures, path: str | os.PathLike, fps: float) -> int:
     """Write an MP4 (OpenCV's mp4v) atomically; returns the frame count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.mp4", dir=path.parent)
+    remove_stale_temps(path.parent, recursive=False, target=path.name)  # of a run killed while writing it
+    handle, temp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp.mp4", dir=path.parent)
     os.close(handle)
     writer, count = None, 0
     try:
@@ -179,6 +181,7 @@ def write_strip(pictures, path: str | os.PathLike, columns: int = 4) -> int:
     ok, data = cv2.imencode(".png", sheet)
     if not ok:
         raise UserError(f"OpenCV could not encode the strip for {path}")
+    remove_stale_temps(Path(path).parent, recursive=False, target=Path(path).name)  # of a killed earlier run
     with atomic_open(path, "wb") as handle:
         handle.write(data.tobytes())
     return len(tiles)

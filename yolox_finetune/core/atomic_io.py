@@ -2,18 +2,39 @@
 
 A write that fails because the disk is full (or the quota is used up) becomes one :class:`DiskFullError` line that
 names the file, the free space and, where known, the space needed; the previous file is left intact.
+
+Temporary names carry their writer, so that debris of a killed process (``kill -9``, a power cut) can be told
+from the work of one still running and removed at the next start (:func:`is_stale_temp`)::
+
+    .<final name>.<owner>.<random>.tmp        a file being written (atomic_open)
+    .<folder name>.<owner>.<random>.staging   a folder being built (output_dir.staged_output_dir)
+    .<folder name>.<owner>.<random>.retired   the previous folder during the swap (output_dir.staged_output_dir)
+
+    <owner> = <pid>-<process start time in clock ticks, 0 where unknown>-<8 hex digits of the host name's SHA-1>
+
+A temp file may repeat its final name's extension after ``.tmp`` (``.tracks.mp4.<owner>.<random>.tmp.mp4``) for
+writers that choose the format by the extension (OpenCV's video writer).
+
+e.g. ``.latest_ckpt.pth.4711-982345-1a2b3c4d.k3j_x9ab.tmp``. A temp is stale only when its host is this machine and
+its process is gone (or the pid now belongs to a process started at another time); a temp of another machine
+(a shared disk) or of a live process is never stale.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +64,82 @@ def current_umask() -> int:
 def umask_mode(mode: int) -> int:
     """``mode`` as the user's umask lets a plain ``open``/``mkdir`` create it."""
     return mode & ~current_umask()
+
+
+#: the kinds of temporary names (the last part of the name).
+TEMP_KINDS = ("tmp", "staging", "retired")
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-(?P<start>\d+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]+"
+                        r"\.(?P<kind>" + "|".join(TEMP_KINDS) + r")(?:\.[A-Za-z0-9]{1,8})?$")
+
+
+@dataclass(frozen=True)
+class TempName:
+    """What a temporary name says: the final name it stands for, who wrote it, and which kind it is."""
+
+    target: str
+    pid: int
+    start: int
+    host: str
+    kind: str
+
+
+@lru_cache(maxsize=1)
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _process_start(pid: int) -> tuple[int, bool] | None:
+    """(start time in clock ticks since boot, is a zombie) of ``pid`` from /proc; None when it has no entry."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return int(fields[19]), fields[0] in ("Z", "X")
+
+
+def owner_tag() -> str:
+    """This process as temporary names record it: pid, start time, host (see the module docstring)."""
+    pid = os.getpid()
+    started = _process_start(pid)
+    return f"{pid}-{started[0] if started else 0}-{_host_tag()}"
+
+
+def temp_prefix(final_name: str) -> str:
+    """The start of a temporary name for ``final_name`` written by this process (random part and kind follow)."""
+    return f".{final_name}.{owner_tag()}."
+
+
+def parse_temp_name(name: str) -> TempName | None:
+    """The parts of one of our temporary names, or None when ``name`` is not one."""
+    match = _TEMP_NAME.match(name)
+    if match is None:
+        return None
+    return TempName(match["target"], int(match["pid"]), int(match["start"]), match["host"], match["kind"])
+
+
+def _writer_alive(temp: TempName) -> bool:
+    if temp.host != _host_tag():
+        return True  # another machine's process (a shared disk): we cannot tell, so it counts as running
+    started = _process_start(temp.pid)
+    if started is not None:
+        ticks, zombie = started
+        return not zombie and (temp.start == 0 or ticks == temp.start)  # other ticks: the pid was reused
+    if Path("/proc/self/stat").exists():
+        return False  # /proc works here and knows no such process
+    try:
+        os.kill(temp.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_temp(path: str | os.PathLike) -> bool:
+    """True when ``path`` is one of our temporary names and the process that made it is gone: debris to delete."""
+    temp = parse_temp_name(Path(path).name)
+    return temp is not None and not _writer_alive(temp)
 
 
 def _size(num_bytes: float) -> str:
@@ -98,7 +195,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", need_bytes: int | None
         path.parent.mkdir(parents=True, exist_ok=True)
         if need_bytes is not None and free_bytes(path.parent) < need_bytes:
             raise disk_full_error(path, need_bytes)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as exc:
         if is_no_space(exc):
             raise disk_full_error(path, need_bytes) from None

@@ -6,6 +6,11 @@ missing, empty, or carries the same tool's marker and nothing the marker does no
 or notes in the way is one clear error and stays untouched. Folders built from scratch (the converter, the
 synthetic generator) are staged beside their final place and swapped in once complete, so a failed or
 interrupted run leaves the previous output as it was; final folders get the mode a plain ``mkdir`` would give.
+
+What a killed run (``kill -9``) leaves behind, temp files and staging folders named by
+:mod:`yolox_finetune.core.atomic_io`'s pattern, is removed at the next start (:func:`remove_stale_temps`, called by
+:func:`check_output_dir` and :func:`claim_output_dir`); temps of a process still running and anything not named by
+that pattern are never touched.
 """
 
 from __future__ import annotations
@@ -22,8 +27,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from yolox_finetune import __version__
-from yolox_finetune.core.atomic_io import DiskFullError, atomic_write_json, free_space_text, is_no_space, umask_mode
+from yolox_finetune.core.atomic_io import (
+    DiskFullError,
+    atomic_write_json,
+    free_space_text,
+    is_no_space,
+    is_stale_temp,
+    parse_temp_name,
+    temp_prefix,
+    umask_mode,
+)
 from yolox_finetune.core.errors import UserError
 
 #: the marker file every tool writes into the folder it owns.
@@ -54,11 +70,12 @@ def _entries(folder: Path) -> list[str]:
 
 
 def foreign_entries(folder: str | os.PathLike, tool: str) -> list[str]:
-    """Top-level entries of ``folder`` that ``tool`` did not write (all of them without the tool's marker)."""
+    """Top-level entries of ``folder`` that ``tool`` did not write (all of them without the tool's marker); debris
+    of a killed run of ours (stale temps) does not count: the next start removes it."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    entries = _entries(folder)
+    entries = [name for name in _entries(folder) if not is_stale_temp(folder / name)]
     marker = read_marker(folder)
     if marker is None or marker.get("tool") != tool:
         return entries
@@ -75,6 +92,46 @@ def write_marker(folder: str | os.PathLike, tool: str, entries: Sequence[str] | 
               "entries": listed}
     atomic_write_json(folder / MARKER, marker)
     return folder / MARKER
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = True, target: str | None = None) -> list[Path]:
+    """Delete the debris of killed runs in ``folder`` (and below it unless not ``recursive``): our temp files and
+    staging folders whose process is gone (see :mod:`yolox_finetune.core.atomic_io`), only those standing for
+    ``target`` when given; returns what was removed. A retired previous output whose final folder is missing
+    (killed mid-swap) is put back instead of deleted. One log line says what was removed; nothing else is
+    touched."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    restored: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for parent, dirs, files in os.walk(folder):
+        parent = Path(parent)
+        for name in sorted(files + dirs):
+            path = parent / name
+            temp = parse_temp_name(name)
+            if temp is None or (target is not None and temp.target != target) or not is_stale_temp(path):
+                continue
+            if name in dirs:
+                dirs.remove(name)  # nothing below debris is walked
+                final = parent / temp.target
+                kept = path / temp.target
+                if temp.kind == "retired" and kept.is_dir() and not final.exists() and not final.is_symlink():
+                    os.replace(kept, final)  # the previous output, moved aside just before the kill
+                    restored.append(final)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        if not recursive:
+            break
+    if removed:
+        shown = ", ".join(str(p.relative_to(folder)) for p in removed[:_SHOWN])
+        more = f" and {len(removed) - _SHOWN} more" if len(removed) > _SHOWN else ""
+        back = f"; put back the previous {', '.join(map(str, restored))}" if restored else ""
+        logger.info(f"removed {len(removed)} leftover temporary file(s) of an interrupted earlier run in {folder}: "
+                    f"{shown}{more}{back}")
+    return removed
 
 
 def _refuse_foreign(out: Path, tool: str, foreign: list[str], flag: str) -> None:
@@ -97,11 +154,14 @@ def check_output_dir(out: str | os.PathLike, tool: str, overwrite: bool, protect
         source = Path(source).resolve()
         if _is_within(source, out) or _is_within(out, source):
             raise UserError(f"output folder {out} overlaps the source {source}; pass an --out outside the dataset")
+    remove_stale_temps(out.parent, recursive=False, target=out.name)  # staging of a killed run beside out
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} is a file; pass --out with a folder path")
     if out.is_dir() and any(out.iterdir()):
         foreign = foreign_entries(out, tool)
-        if not overwrite:
+        if not foreign:
+            remove_stale_temps(out)
+        if not overwrite and any(out.iterdir()):
             own = "" if foreign else f" (written by {tool} earlier)"
             raise UserError(f"output folder {out} already exists{own}; pass --overwrite to replace it or choose "
                             f"another --out")
@@ -123,6 +183,7 @@ def claim_output_dir(out: str | os.PathLike, tool: str, inputs: Sequence[str | o
     foreign = foreign_entries(out, tool)
     if foreign:
         _refuse_foreign(out, tool, foreign, "writing")
+    remove_stale_temps(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -132,7 +193,7 @@ def staged_output_dir(out: Path, tool: str) -> Iterator[Path]:
     """Yield an empty staging folder beside ``out``; on success it is marked as ``tool``'s and replaces ``out``
     (the old folder is removed only after the swap); on error it is deleted and ``out`` stays as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".staging", dir=out.parent))
     try:
         yield staging
         write_marker(staging, tool)
@@ -146,7 +207,7 @@ def staged_output_dir(out: Path, tool: str) -> Iterator[Path]:
         raise
     retired = None
     if out.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        retired = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".retired", dir=out.parent))
         os.replace(out, retired / out.name)
     try:
         os.replace(staging, out)

@@ -3,6 +3,11 @@
 What it adds to YOLOX's trainer: phases of progressive unfreezing with per-group LR multipliers and a BN policy,
 a data order that makes resume exact, atomic checkpoints, a per-iteration metrics file, and clear stops on
 NaN losses and bad input.
+
+Crash safety: the run dir is created (or, with ``--overwrite``, cleared) only once the data, the model and the
+weights have loaded, and a run that stops before its first metrics record removes a run dir it created; leftover
+temp files of a killed run are removed at the next start; an epoch's summary row is written before its
+checkpoint, so a resume from any kill point has exactly one row per epoch.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from yolox_finetune.core.atomic_io import atomic_copy, atomic_open, atomic_write_json, disk_full_error, is_no_space
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS
+from yolox_finetune.core.output_dir import remove_stale_temps
 from yolox_finetune.core.run_files import (
     BEST_CKPT,
     LAST_MOSAIC_CKPT,
@@ -35,7 +41,9 @@ from yolox_finetune.core.run_files import (
     LOSS_KEYS,
     METRICS_FILE,
     PLAN_FILE,
+    TENSORBOARD_DIR,
     TRAIN_LOG,
+    read_jsonl,
 )
 from yolox_finetune.training.checkpoint import (
     check_state_fits,
@@ -166,22 +174,40 @@ class MetricsFile:
 
     def __init__(self, path: Path, keep_until_epoch: int | None) -> None:
         self.path = path
-        if keep_until_epoch is not None and path.exists():  # a resume drops records of the interrupted epoch
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("epoch", 0) <= keep_until_epoch]
-            with atomic_open(path, "w", encoding="utf-8") as handle:
-                handle.write("".join(k + "\n" for k in kept))
+        self.written = 0  # records written by this process
+        if keep_until_epoch is not None and path.exists():
+            self._keep_until(keep_until_epoch)
         elif keep_until_epoch is None and path.exists():
             path.unlink()
+
+    def _keep_until(self, epoch: int) -> None:
+        """A resume keeps the records up to the checkpoint's epoch: those of the interrupted epoch (and of any
+        epoch whose row was written just before a kill took its checkpoint) go, as does a line the kill cut
+        short (one warning), so the file ends with exactly one row per finished epoch."""
+        records, unreadable = read_jsonl(self.path)
+        if unreadable:
+            shown = ", ".join(map(str, unreadable[:5])) + (" ..." if len(unreadable) > 5 else "")
+            logger.warning(f"--resume: dropped {len(unreadable)} unreadable line(s) of {self.path} (line "
+                           f"{shown}; cut short by an interrupted run); the other records are kept")
+        kept = [r for r in records if isinstance(r.get("epoch", 0), (int, float)) and r.get("epoch", 0) <= epoch]
+        if len(kept) < len(records):
+            logger.info(f"--resume: dropped {len(records) - len(kept)} metrics record(s) of epochs after {epoch}, "
+                        f"the checkpoint's; they are written again")
+        with atomic_open(self.path, "w", encoding="utf-8") as handle:  # always: a last line may lack its newline
+            handle.write("".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         try:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+            self.written += 1
         except OSError as exc:
             if is_no_space(exc):
                 raise disk_full_error(self.path, kept=False) from None
             raise
+
+
+_LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} | {message}"
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -216,13 +242,17 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.phase_index: int | None = None
         self.stop_reason = ""
+        self.created_dirs: list[Path] = []  # folders this start created for the run dir, deepest first
+        self._early_log: list[str] = []  # train log lines from before the run dir exists
+        self._log_sink: int | None = None
 
     # -------------------------------------------------------------- setup
     def _setup_logging(self) -> None:
+        """Log to stderr; the train log's lines are held in memory until :meth:`_open_run_dir` creates it."""
         logger.remove()
         if self.is_main:
             logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> | {message}")
-            logger.add(self.run_dir / TRAIN_LOG, level="INFO", format="{time:YYYY-MM-DD HH:mm:ss} | {message}")
+            self._log_sink = logger.add(self._early_log.append, level="INFO", format=_LOG_FORMAT)
         else:
             logger.add(sys.stderr, level="WARNING", format=f"rank {self.rank} | {{message}}")
 
@@ -241,19 +271,60 @@ class Trainer:
             raise UserError(f"run dir {self.run_dir} already holds checkpoints ({', '.join(existing[:4])}"
                             f"{' ...' if len(existing) > 4 else ''}); pass --resume to continue that run, --overwrite "
                             f"to start over, or set exp_name/output_dir for a new run")
-        if existing and self.options.overwrite and not self.options.resume and self.is_main:
-            # start over means no stale epoch_<N>.pth or TensorBoard events of the old run next to the new ones
-            for path in self.run_dir.glob("*.pth"):
-                path.unlink()
-            for name in (METRICS_FILE, PLAN_FILE, TRAIN_LOG):
-                (self.run_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
+
+    def _open_run_dir(self) -> None:
+        """Create the run dir (remembering which folders are new), clear the earlier run on ``--overwrite``, start
+        the train log and remove leftover temp files of a killed run: only after every input has loaded, so a
+        start that stops on bad input writes and deletes nothing."""
+        if self.is_main:
+            folder = self.run_dir
+            while not folder.exists() and folder != folder.parent:
+                self.created_dirs.append(folder)
+                folder = folder.parent
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.options.overwrite and not self.options.resume and any(self.run_dir.glob("*.pth")):
+                # start over means no stale epoch_<N>.pth or TensorBoard events of the old run next to the new ones
+                for path in self.run_dir.glob("*.pth"):
+                    path.unlink()
+                for name in (METRICS_FILE, PLAN_FILE, TRAIN_LOG):
+                    (self.run_dir / name).unlink(missing_ok=True)
+                shutil.rmtree(self.run_dir / TENSORBOARD_DIR, ignore_errors=True)
+            logger.remove(self._log_sink)
+            with open(self.run_dir / TRAIN_LOG, "a", encoding="utf-8") as handle:
+                handle.write("".join(self._early_log))
+            self._early_log.clear()
+            self._log_sink = logger.add(self.run_dir / TRAIN_LOG, level="INFO", format=_LOG_FORMAT)
+            remove_stale_temps(self.run_dir)
         barrier()
+
+    def _discard_new_run_dir(self) -> None:
+        """A start that stopped before its first metrics record leaves no run dir it created (nor the new
+        ``output_dir`` above it): only the files this start wrote there go, and a folder is removed only when
+        that leaves it empty."""
+        if not self.is_main or not self.created_dirs or getattr(getattr(self, "metrics", None), "written", 0):
+            return
+        if hasattr(self, "tb"):
+            self.tb.close()
+            del self.tb
+        if self._log_sink is not None:
+            logger.remove(self._log_sink)
+            self._log_sink = None
+        for name in (TRAIN_LOG, PLAN_FILE, METRICS_FILE):
+            (self.run_dir / name).unlink(missing_ok=True)
+        events = self.run_dir / TENSORBOARD_DIR
+        if events.is_dir():
+            for path in events.glob("events.out.tfevents.*"):
+                path.unlink()
+        for folder in [events, *self.created_dirs]:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): what is left there is not ours to delete
+                if folder != events:
+                    break
 
     def setup(self) -> None:
         exp = self.exp
         self._check_run_dir()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._setup_logging()
         if self.options.fp16 and not self.fp16:
             logger.warning("--fp16 is a CUDA feature; training in fp32 on the CPU")
@@ -281,6 +352,9 @@ class Trainer:
             self.ema = ModelEMA(self.model, exp.ema_decay_per_iter(self.iters_per_epoch))
         if resume_state:
             self._restore(resume_state)
+        self._open_run_dir()
+        if self.is_main and resume_state and not self.options.ckpt:
+            self._complete_interrupted_save()
         if self.is_main:
             self.plan = build_plan(exp, self.iters_per_epoch, self.batch_size, self.world_size)
             atomic_write_json(self.run_dir / PLAN_FILE, self.plan)
@@ -288,7 +362,7 @@ class Trainer:
                                        self.start_epoch if self.options.resume else None)
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self.tb = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))
         logger.info(f"exp {exp.exp_name}: {len(self.train_dataset)} train images, "
                     f"{len(self.val_dataset) if self.val_dataset is not None else 0} val images, batch "
                     f"{self.batch_size} ({self.world_size} x {self.batch_per_rank}) on {self.device}, "
@@ -374,9 +448,9 @@ class Trainer:
 
     # -------------------------------------------------------------- loop
     def train(self) -> dict[str, Any]:
-        self.setup()
-        self._t0 = time.time()
         try:
+            self.setup()
+            self._t0 = time.time()
             if self.start_epoch >= self.exp.max_epoch:
                 logger.info(f"nothing to do: {self.start_epoch} of {self.exp.max_epoch} epochs already done")
             for epoch in range(self.start_epoch + 1, self.exp.max_epoch + 1):
@@ -385,6 +459,9 @@ class Trainer:
                 self._train_epoch(epoch)
                 if self._after_epoch(epoch):
                     break
+        except BaseException:
+            self._discard_new_run_dir()
+            raise
         finally:
             if self.is_main and hasattr(self, "tb"):
                 self.tb.close()
@@ -543,8 +620,11 @@ class Trainer:
                                    and not (self.run_dir / BEST_CKPT).exists())
             if is_best and not improved:
                 self.best_epoch = epoch
-            saved = self._save(epoch, is_best)
+            saved = f"epoch_{epoch}.pth" if self.exp.keeps_epoch_ckpt(epoch) else None
+            # the row first: a kill before the checkpoint lands makes the resume redo this epoch and drop the row;
+            # the other order would lose the row of an epoch whose checkpoint the resume starts from
             self._log_epoch(epoch, result, saved, is_best)
+            self._save(epoch)
         barrier()
         patience = exp.early_stop_patience
         if patience and result is not None and self.epochs_without_improvement >= patience:
@@ -593,16 +673,30 @@ class Trainer:
             state["train_model"] = raw.state_dict()
         return state
 
-    def _save(self, epoch: int, is_best: bool) -> str | None:
+    def _save(self, epoch: int) -> None:
+        """latest_ckpt.pth, then its copies (epoch_<N>.pth, best_ckpt.pth); a resume completes the copies a kill
+        prevented (:meth:`_complete_interrupted_save`)."""
         latest = self.run_dir / LATEST_CKPT
         save_checkpoint(self._state(epoch), latest)
-        saved = None
-        if self.exp.keeps_epoch_ckpt(epoch):
-            saved = f"epoch_{epoch}.pth"
-            atomic_copy(latest, self.run_dir / saved)
-        if is_best:
-            atomic_copy(latest, self.run_dir / BEST_CKPT)
-        return saved
+        for name in self._epoch_copies(epoch):
+            atomic_copy(latest, self.run_dir / name)
+
+    def _epoch_copies(self, epoch: int) -> list[str]:
+        """The copies of latest_ckpt.pth that epoch ``epoch`` makes: epoch_<N>.pth when the exp keeps it,
+        best_ckpt.pth when it is the best so far."""
+        return ([f"epoch_{epoch}.pth"] if self.exp.keeps_epoch_ckpt(epoch) else []) + \
+            ([BEST_CKPT] if self.best_epoch == epoch else [])
+
+    def _complete_interrupted_save(self) -> None:
+        """A kill between latest_ckpt.pth and its copies leaves epoch_<N>.pth or best_ckpt.pth missing or older
+        than latest: a resume from latest copies them now, so each file holds the epoch the metrics rows name."""
+        latest = self.run_dir / LATEST_CKPT
+        for name in self._epoch_copies(self.start_epoch):
+            path = self.run_dir / name
+            if not path.exists() or path.stat().st_mtime_ns < latest.stat().st_mtime_ns:
+                atomic_copy(latest, path)
+                logger.info(f"--resume: {name} of epoch {self.start_epoch} was not written before the interruption; "
+                            f"copied it from {LATEST_CKPT}")
 
     def _log_epoch(self, epoch: int, result: dict[str, Any] | None, saved: str | None, is_best: bool = False) -> None:
         phase = self.exp.phase_for_epoch(epoch)
