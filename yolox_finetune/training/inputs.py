@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def check_categories(categories: list[Any], path: Path, exp: NuScenesExp) -> set
     fix = "fix the file's categories or set num_classes and class_names in the exp to them (in id order)"
     _first_problem(categories, "category", lambda c: _record_problem(c, ("id", "name")), path, fix)
     ids = [c["id"] for c in categories]
-    if not categories or len(set(ids)) != len(ids) or not all(isinstance(i, int) for i in ids):
+    if not categories or not all(isinstance(i, int) for i in ids) or len(set(ids)) != len(ids):
         raise UserError(f"{path}: categories must be a non-empty list of unique integer ids, got ids {ids[:10]}; "
                         f"{fix}")
     names = tuple(exp.class_names)
@@ -164,16 +165,18 @@ def check_split(exp: NuScenesExp, split: str) -> SplitCheck:
 
     def image_problem(image: Any) -> str | None:
         problem = _record_problem(image, IMAGE_FIELDS)
+        if problem is None and not isinstance(image["id"], (int, str)):
+            problem = f"has id {image['id']!r}; an image id is an integer"
         if problem is None and not (_is_number(image["width"]) and _is_number(image["height"])
                                     and image["width"] > 0 and image["height"] > 0):
             problem = f"has width {image['width']!r} and height {image['height']!r}; both must be positive numbers"
         return problem
 
     _first_problem(images, "image", image_problem, path, "fix the record or convert the data again")
-    image_ids = [image["id"] for image in images]
-    if len(set(image_ids)) != len(image_ids):
-        duplicate = next(i for i in image_ids if image_ids.count(i) > 1)
-        raise UserError(f"{path}: image id {duplicate} is listed more than once; image ids must be unique")
+    duplicates = [image_id for image_id, count in Counter(image["id"] for image in images).items() if count > 1]
+    if duplicates:
+        raise UserError(f"{path}: image id {duplicates[0]!r} is listed more than once ({len(duplicates)} ids are); "
+                        "image ids must be unique")
     if not images:
         raise UserError(f"{split} annotation file {path} lists no images: a {split} split of nothing is "
                         "meaningless; convert the data again or point data_dir at a converted folder")
@@ -183,9 +186,9 @@ def check_split(exp: NuScenesExp, split: str) -> SplitCheck:
         problem = _record_problem(annotation, ANNOTATION_FIELDS)
         if problem is not None:
             return problem
-        if annotation["image_id"] not in sizes:
+        if not isinstance(annotation["image_id"], (int, str)) or annotation["image_id"] not in sizes:
             return f"has image_id {annotation['image_id']!r}, which no image in the file has"
-        if annotation["category_id"] not in category_ids:
+        if not isinstance(annotation["category_id"], int) or annotation["category_id"] not in category_ids:
             return (f"has category_id {annotation['category_id']!r}, which is none of the file's categories "
                     f"(ids {sorted(category_ids)}, the exp's {', '.join(exp.class_names)})")
         bbox = annotation["bbox"]
