@@ -49,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.devices < 1:
         raise UserError(f"-d {args.devices}: need at least one device")
     under_torchrun = "LOCAL_RANK" in os.environ
-    if args.devices > 1 and not under_torchrun and not args.plan:
-        return relaunch_under_torchrun(args.devices)
 
     from yolox_finetune.training.exp import apply_overrides, load_exp
+    from yolox_finetune.training.inputs import check_batch_size, check_device_count, check_training_inputs
 
+    # everything the user gave is checked here, once, before torchrun starts processes that would each report it
     exp = load_exp(args.exp_file)
     apply_overrides(exp, args.opts)
+    check_batch_size(args.batch_size, args.devices, exp.batch_size)
     if args.plan:
         from yolox_finetune.training.schedule import build_plan, print_plan
 
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json or args.iters_per_epoch is not None:
         raise UserError("--json and --iters-per-epoch only apply with --plan")
+    if args.devices > 1 and not under_torchrun:
+        check_device_count(args.device, args.devices)
+        check_training_inputs(exp, batch_size=args.batch_size, world_size=args.devices, ckpt=args.ckpt,
+                              resume=args.resume)
+        return relaunch_under_torchrun(args.devices)
 
     from yolox_finetune.training.trainer import TrainOptions, train
 

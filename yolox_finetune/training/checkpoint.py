@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,15 +109,16 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     atomic_save(path, lambda handle: torch.save(state, handle))
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, lazy: bool = False) -> dict[str, Any]:
     """Load a checkpoint dict safely (``weights_only`` plus numpy scalars/arrays); a bare state dict comes back as
-    ``{"model": state}``; DDP ``module.`` prefixes are removed. A file that is not a checkpoint is a UserError."""
+    ``{"model": state}``; DDP ``module.`` prefixes are removed. A file that is not a checkpoint is a UserError.
+    ``lazy`` maps the tensors' data instead of reading it (zip-format files): enough to look at shapes, cheaply."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=lazy and zipfile.is_zipfile(path))
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         hint = ""
@@ -134,6 +136,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(ckpt.get(key), dict):
             ckpt[key] = {strip_ddp_prefix(name): tensor for name, tensor in ckpt[key].items()}
     return ckpt
+
+
+def read_resume_state(ckpt: str | None, run_dir: str | os.PathLike, lazy: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The training state ``--resume`` continues (``ckpt``, or the run dir's latest) and its path: a file this
+    trainer wrote with its optimizer, not weights alone nor stock YOLOX's state."""
+    path = Path(ckpt) if ckpt else Path(run_dir) / LATEST_CKPT
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint at {path}; train without --resume first or pass -c CKPT")
+    state = read_checkpoint(path, lazy=lazy)
+    if "optimizer" not in state or "start_epoch" not in state:
+        raise UserError(f"--resume: {path} is a weights-only checkpoint, not a training state")
+    if "exp_name" not in state:
+        raise UserError(f"--resume: {path} was not written by this trainer (stock YOLOX?); its optimizer "
+                        "state does not match ours: start a new run from its weights with -c instead")
+    return path, state
 
 
 # ---------------------------------------------------------------------- model size of a state dict
@@ -155,6 +172,25 @@ def describe_size(depth: float | None, width: float | None) -> str:
         if name:
             text += f" ({name})"
     return text
+
+
+def check_model_size(state: dict[str, torch.Tensor], source: str | os.PathLike, exp_size: tuple[float, float],
+                     what: str = "") -> None:
+    """Refuse a checkpoint of another model size before a model is built: the stem's channels (int(64 * width))
+    and the first CSP stage's bottlenecks (max(round(3 * depth), 1)) against the exp's, as YOLOX builds them.
+    Unknown parts pass; :func:`check_state_fits` still checks every tensor when the weights load."""
+    depth, width = exp_size
+    stem = state.get(_STEM_KEY)
+    bottlenecks = {int(m.group(1)) for name in state if (m := _DARK2_BOTTLENECK_RE.match(name))}
+    wrong_width = isinstance(stem, torch.Tensor) and stem.dim() == 4 and stem.shape[0] != int(64 * width)
+    wrong_depth = bool(bottlenecks) and len(bottlenecks) != max(round(3 * depth), 1)
+    if wrong_width or wrong_depth:
+        fix = ("resume with the exp that trained it, or start a new run (-c) from a checkpoint of this size"
+               if what == "--resume" else
+               "set depth and width in the exp to the checkpoint's, or pass a checkpoint of the exp's size")
+        prefix = f"{what}: " if what else ""
+        raise UserError(f"{prefix}checkpoint {source} is of another model size: it looks like "
+                        f"{describe_size(*apparent_size(state))}, the exp has {describe_size(depth, width)}; {fix}")
 
 
 def num_classes_of(state: dict[str, torch.Tensor]) -> int | None:

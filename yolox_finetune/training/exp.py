@@ -6,11 +6,9 @@ Exps in ``exps/`` subclass :class:`NuScenesExp` and state only what differs, as 
 from __future__ import annotations
 
 import ast
-import contextlib
 import difflib
 import importlib.util
 import inspect
-import io
 import math
 import os
 import sys
@@ -18,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from loguru import logger
 from yolox.exp import Exp as YoloxExp
 
 from yolox_finetune.core.classes import CLASS_NAMES
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.groups import GROUPS, Phase, head_only
 from yolox_finetune.training.data import build_train_loader
+from yolox_finetune.training.inputs import check_data, drop_unusable_boxes, quiet_stdout
 from yolox_finetune.training.tracking_validation import validate_tracking_settings
 
 #: what exps import from here besides the Exp itself
@@ -152,6 +152,7 @@ class NuScenesExp(YoloxExp):
                 preproc=TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
                 cache=cache_img,
             )
+        self._skip_unusable_boxes(base, "train")
         return MosaicDetection(
             base,
             mosaic=True,
@@ -173,13 +174,22 @@ class NuScenesExp(YoloxExp):
 
         check_data(self, split)
         with quiet_stdout():
-            return COCODataset(
+            dataset = COCODataset(
                 data_dir=self.data_dir,
                 json_file=self.annotation_file(split),
                 name="",
                 img_size=self.test_size,
                 preproc=TrainTransform(max_labels=120, flip_prob=0.0, hsv_prob=0.0),
             )
+        self._skip_unusable_boxes(dataset, split)
+        return dataset
+
+    def _skip_unusable_boxes(self, dataset, split: str) -> None:
+        """Boxes without area are no target to learn nor to score against: drop them and say how many went."""
+        dropped, total = drop_unusable_boxes(dataset, prune_ground_truth=split != "train")
+        if dropped:
+            logger.warning(f"{split} ({self.annotation_path(split)}): skipped {dropped} of {total} boxes with zero or "
+                           "negative width or height (or area) inside their image")
 
     def get_data_loader(self, batch_size, is_distributed, no_aug=False, cache_img=False):
         """YOLOX-compatible entry point (epoch 0 of our deterministic per-epoch loader)."""
@@ -228,26 +238,6 @@ class NuScenesExp(YoloxExp):
         return int(size[0]), int(size[1])
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-    """pycocotools prints progress on stdout; keep stdout for what the user asked for."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
-def check_data(exp: NuScenesExp, split: str) -> None:
-    """Fail with one line when the data the Exp points at is not there."""
-    data_dir = Path(exp.data_dir)
-    if not data_dir.is_dir():
-        raise UserError(
-            f"data_dir {data_dir} does not exist (exp {exp.exp_name}); convert nuScenes with "
-            f"tools/convert_nuscenes.py --out {data_dir} or pass 'data_dir /path/to/converted' to tools/train.py"
-        )
-    path = exp.annotation_path(split)
-    if not path.is_file():
-        raise UserError(f"{split} annotation file {path} not found; run tools/convert_nuscenes.py --out {data_dir}")
-
-
 # ---------------------------------------------------------------------- loading and overriding
 def load_exp(exp_file: str | os.PathLike) -> NuScenesExp:
     """Import an exp file and instantiate its ``Exp`` class."""
@@ -284,8 +274,73 @@ def parse_value(text: str) -> Any:
         return text
 
 
+#: what an override may set where the exp's current value does not tell: None until set, a number YOLOX writes as
+#: an int, or a choice of types. Every other attribute takes the type of its current value.
+OVERRIDE_KINDS: dict[str, tuple[str, ...]] = {
+    "seed": ("none", "int"),
+    "early_stop_patience": ("none", "int"),
+    "grad_clip_norm": ("none", "number"),
+    "ema_half_life_epochs": ("none", "number"),
+    "mot_dir": ("none", "text"),
+    "ckpt_epochs": ("none", "tuple"),
+    "tracking_val": ("bool", "text"),
+    "warmup_lr": ("number",),
+    "warmup_epochs": ("number",),
+}
+_KIND_TEXT = {"none": "None", "bool": "True or False", "int": "an integer", "number": "a number", "text": "text",
+              "tuple": "a tuple"}
+_REJECTED = object()
+
+
+def _override_kinds(key: str, old: Any) -> tuple[str, ...]:
+    if key in OVERRIDE_KINDS:
+        return OVERRIDE_KINDS[key]
+    for kind, types in (("bool", bool), ("int", int), ("number", float), ("text", str), ("tuple", (tuple, list))):
+        if isinstance(old, types):
+            return (kind,)
+    return ()  # anything: the exp's own validation has the last word
+
+
+def _as_kind(kind: str, value: Any, text: str, old: Any) -> Any:
+    """``value`` (parsed from ``text``) as an override of this kind, or ``_REJECTED``."""
+    if kind == "none":
+        return None if value is None else _REJECTED
+    if kind == "bool":
+        return value if isinstance(value, bool) else _REJECTED
+    if kind == "int":
+        return value if isinstance(value, int) and not isinstance(value, bool) else _REJECTED
+    if kind == "number":
+        if not _is_number(value):
+            return _REJECTED
+        return float(value) if isinstance(old, float) else value
+    if kind == "text":
+        return text  # a name or path that happens to parse as a number stays the text typed
+    if kind == "tuple":
+        return tuple(value) if isinstance(value, (tuple, list)) else _REJECTED
+    raise ValueError(kind)
+
+
+def coerce_override(key: str, text: str, old: Any) -> Any:
+    """The value ``KEY VALUE`` sets: of the type the attribute holds, or one line naming key, value and type."""
+    value = parse_value(text)
+    kinds = _override_kinds(key, old)
+    if not kinds:
+        return value
+    for kind in kinds:
+        coerced = _as_kind(kind, value, text, old)
+        if coerced is not _REJECTED:
+            return coerced
+    expected = " or ".join(_KIND_TEXT[k] for k in kinds)
+    raise UserError(f"override {key} {text!r}: expected {expected} (the exp has {key} {old!r})")
+
+
 def apply_overrides(exp: NuScenesExp, pairs: list[str]) -> dict[str, Any]:
-    """Set ``KEY VALUE`` pairs on the Exp; an unknown key is an error with the closest names suggested."""
+    """Set ``KEY VALUE`` pairs on the Exp; an unknown key is an error with the closest names suggested, a value of
+    the wrong type one naming the type expected."""
+    misplaced = [token for token in pairs[::2] if token.startswith("-")] or [t for t in pairs if t.startswith("--")]
+    if misplaced:
+        raise UserError(f"'{misplaced[0]}' came after the KEY VALUE overrides, where it reads as one; put options "
+                        "before them: tools/train.py -f EXP [options] KEY VALUE ...")
     if len(pairs) % 2:
         raise UserError(f"overrides come in KEY VALUE pairs; got an odd list: {' '.join(pairs)}")
     applied: dict[str, Any] = {}
@@ -295,12 +350,7 @@ def apply_overrides(exp: NuScenesExp, pairs: list[str]) -> dict[str, Any]:
             close = difflib.get_close_matches(key, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserError(f"unknown exp attribute '{key}' in overrides{hint}")
-        value = parse_value(text)
-        old = getattr(exp, key)
-        if isinstance(old, tuple) and isinstance(value, list):
-            value = tuple(value)
-        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        value = coerce_override(key, text, getattr(exp, key))
         setattr(exp, key, value)
         applied[key] = value
     validate_exp(exp, where="overrides")
@@ -309,6 +359,10 @@ def apply_overrides(exp: NuScenesExp, pairs: list[str]) -> dict[str, Any]:
 
 def validate_exp(exp: NuScenesExp, where: str) -> None:
     """Catch schedule mistakes before a long run starts."""
+    for name in ("max_epoch", "batch_size", "num_classes"):
+        value = getattr(exp, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{where}: {name} must be a whole number of at least 1, not {value!r}")
     phases = exp.unfreeze_schedule
     if not phases:
         raise UserError(f"{where}: unfreeze_schedule is empty; give at least Phase(1, {{'head': 1.0}})")

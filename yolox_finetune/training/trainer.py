@@ -49,6 +49,7 @@ from yolox_finetune.training.checkpoint import (
     check_state_fits,
     load_state_checked,
     read_checkpoint,
+    read_resume_state,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -63,6 +64,7 @@ from yolox_finetune.training.freeze import (
     group_of,
     parameter_report,
 )
+from yolox_finetune.training.inputs import check_training_inputs
 from yolox_finetune.training.schedule import GroupLRSchedule, build_plan
 from yolox_finetune.training.tracking_validation import (
     TENSORBOARD_METRICS,
@@ -324,6 +326,9 @@ class Trainer:
 
     def setup(self) -> None:
         exp = self.exp
+        # bad input (data, batch, checkpoint) stops here in one line, before the run dir exists
+        check_training_inputs(exp, batch_size=self.options.batch_size, world_size=self.world_size,
+                              ckpt=self.options.ckpt, resume=self.options.resume)
         self._check_run_dir()
         self._setup_logging()
         if self.options.fp16 and not self.fp16:
@@ -373,15 +378,7 @@ class Trainer:
         left out; a checkpoint of another model size is refused before hours of training go into it)."""
         exp_size = (float(self.exp.depth), float(self.exp.width))
         if self.options.resume:
-            path = self.options.ckpt or str(self.run_dir / LATEST_CKPT)
-            if not Path(path).is_file():
-                raise UserError(f"--resume: no checkpoint at {path}; train without --resume first or pass -c CKPT")
-            state = read_checkpoint(path)
-            if "optimizer" not in state or "start_epoch" not in state:
-                raise UserError(f"--resume: {path} is a weights-only checkpoint, not a training state")
-            if "exp_name" not in state:
-                raise UserError(f"--resume: {path} was not written by this trainer (stock YOLOX?); its optimizer "
-                                "state does not match ours: start a new run from its weights with -c instead")
+            path, state = read_resume_state(self.options.ckpt, self.run_dir)
             # the model's shapes must match exactly (the load itself comes with the optimizer in _restore)
             check_state_fits(self.model, state["model"], path, exp_size=exp_size, allow_class_change=False)
             logger.info(f"resuming from {path} (epoch {state['start_epoch']} done)")
