@@ -19,7 +19,7 @@ import cv2
 import motmetrics as mm
 import numpy as np
 
-from yolox_finetune.core.atomic_io import atomic_open
+from yolox_finetune.core.atomic_io import atomic_open, umask_mode
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.mot.evaluate import class_units
 from yolox_finetune.mot.formats import MotRows
@@ -145,6 +145,7 @@ def write_video(pictures, path: str | os.PathLike, fps: float) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.mp4", dir=path.parent)
     os.close(handle)
+    os.chmod(temp, umask_mode(0o666))  # mkstemp makes 0600 files; give the video the usual permissions
     writer, count = None, 0
     try:
         for picture in pictures:
