@@ -199,3 +199,16 @@ def test_results_files_without_ground_truth_are_reported(data, tmp_path, run_too
     document = json.loads((tmp_path / "m.json").read_text())
     assert document["skipped"]["files_without_gt"] == ["scene-7.txt"]
     assert document["skipped"]["assumed_frame_rate"] == {}  # nothing is tracked in --results mode
+
+
+def test_ground_truth_roots_that_are_not_folders_of_sequences_are_refused(dataset, tmp_path, run_tool):
+    """One sequence (a common slip), a file, or a folder that does not exist: one line each, saying what to pass."""
+    one = dataset / "gt" / "scene-0"
+    cases = [(one, [f"{one} is one sequence", f"pass its parent folder ({dataset / 'gt'})"]),
+             (one / "seqinfo.ini", ["is a file; pass the folder holding <seq>/gt/gt.txt"]),
+             (tmp_path / "nowhere", ["does not exist; pass the folder holding <seq>/gt/gt.txt"])]
+    for gt_root, fragments in cases:
+        proc = run_tool("track_eval.py", "--dets", dataset / "dets", "--gt", gt_root, "--out", tmp_path / "out",
+                        timeout=180)
+        assert_one_error_line(proc, *fragments)
+    assert not (tmp_path / "out").exists()

@@ -137,6 +137,16 @@ def test_tuning_without_trials_to_run_is_refused_before_any_work(dataset, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_zero_trials_rewrite_the_outputs_of_an_existing_study(dataset, tmp_path, run_tool):
+    args = ["--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out", "--search", "match_thresh"]
+    first = run_tool("tune_trackers.py", *args, "--trials", "1", timeout=300)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "out" / "summary.md").unlink()
+    again = run_tool("tune_trackers.py", *args, "--trials", "0", timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "out" / "summary.md").is_file()
+
+
 # -- visualize --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture()

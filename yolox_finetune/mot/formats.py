@@ -431,8 +431,12 @@ def list_sequences(gt_root: str | os.PathLike) -> list[str]:
     """Names of the sequences under ``gt_root`` (folders holding ``gt/gt.txt``), sorted; none is an error."""
     root = Path(gt_root)
     if not root.is_dir():
-        raise UserError(f"ground-truth folder {root} does not exist; pass the folder holding <seq>/gt/gt.txt")
+        state = "is a file" if root.exists() else "does not exist"
+        raise UserError(f"ground-truth folder {root} {state}; pass the folder holding <seq>/gt/gt.txt")
     names = sorted(p.name for p in root.iterdir() if (p / "gt" / "gt.txt").is_file())
+    if not names and (root / "gt" / "gt.txt").is_file():
+        raise UserError(f"{root} is one sequence, not a folder of sequences; pass its parent folder "
+                        f"({root.resolve().parent}) and the sequences beside it are evaluated too")
     if not names:
         without = folders_without_gt(root)
         found = f"; its {len(without)} folder(s) ({name_list(without)}) have no gt/gt.txt" if without else ""

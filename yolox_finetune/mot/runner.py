@@ -88,7 +88,8 @@ def check_files_for(names: list[str], folder: str | os.PathLike, what: str,
     message says when its files match no sequence at all (another data set or split)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{what} folder {folder} does not exist; pass the folder holding <seq>.txt files")
+        state = "is a file" if folder.exists() else "does not exist"
+        raise UserError(f"{what} folder {folder} {state}; pass the folder holding <seq>.txt files")
     missing = [n for n in names if not (folder / f"{n}.txt").is_file()]
     if not missing:
         return

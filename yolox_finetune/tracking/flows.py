@@ -5,7 +5,8 @@ metrics.
 Output of a track_eval run (``out``): ``<tracker>/<seq>.txt`` results (MOTChallenge standard, the class in
 ``<seq>.classes.csv``; or ``--results-format mot+class``), ``<tracker>/tracker_config.yaml`` (the options it ran
 with, conf mode applied; ``--tracker-config`` reruns them), ``metrics.json`` (``{"trackers": {name: {"overall",
-"class_mean", "per_sequence", "per_class"}}, "settings": {...}}``) and a summary table.
+"class_mean", "per_sequence", "per_class"}}, "settings": {...}, "skipped": {...}}``: ``skipped`` names what the
+inputs held that was not evaluated, see ``mot.runner.InputReport``) and a summary table.
 """
 
 from __future__ import annotations
