@@ -66,11 +66,15 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--interpolate {args.interpolate}: give the longest gap to fill in frames (0 = off)")
     if not args.conf_mode:
         raise UserError("--conf-mode needs tracker, filter or filter,tracker")
+    if not 0.0 < args.iou <= 1.0:
+        raise UserError(f"--iou {args.iou}: the IoU of a match lies in (0, 1]")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give 1 or more worker processes (default: the CPU count)")
     # loaded only now, so that --help and bad options answer without importing torch, pandas and the detector
     from loguru import logger
 
     from yolox_finetune.core.output_dir import write_marker
-    from yolox_finetune.mot.runner import effective_config, load_sequences
+    from yolox_finetune.mot.runner import effective_config, input_report, load_sequences
     from yolox_finetune.tracking import flows, sweep
     from yolox_finetune.tracking.detector import describe_detector, detector_settings
 
@@ -83,17 +87,31 @@ def main(argv: list[str] | None = None) -> None:
     sweep.check_size(total, args.yes)  # before the detector, before any run is built
     sweep.build_runs("check", configs, plan, True)  # contradicting thresholds: one line, before any work
     sources = flows.detection_sources(args)
-    out = flows.output_folder(args.out, sources, "sweep", "sweep.csv, sweep.md and the plots", TOOL)
+    what = "sweep.csv, sweep.md and the plots"
+    flows.planned_output_folder(args.out, sources, "sweep", what)  # a missing --out is said before anything is read
+    # every input is read and checked before the output folder is made: bad input leaves nothing behind
     loaded = {label: load_sequences(sources.gt_root, d, args.fps, args.gt_format)
               for label, d in sources.det_dirs.items()}
+    notes: list[str] = []
+
+    def note(text: str) -> None:  # one warning per distinct note, all of them kept for sweep.md
+        if text not in notes:
+            logger.warning(text)
+            notes.append(text)
+
+    for label, det_dir in sources.det_dirs.items():  # the det cache is ours: its file list is not reported
+        inputs = input_report(sources.gt_root, loaded[label], det_dir if sources.run_dir is None else None,
+                                    args.fps)
+        for text in inputs.messages(sources.gt_root, det_dir):
+            note(text)
+    out = flows.output_folder(args.out, sources, "sweep", what, TOOL)
     have_images = all(s.images for seqs in loaded.values() for s in seqs)
-    runs, notes = [], []
+    runs = []
     for label in loaded:
-        more, more_notes = sweep.build_runs(label, configs, plan, have_images)
+        more, label_notes = sweep.build_runs(label, configs, plan, have_images)
         runs += more
-        notes += [n for n in more_notes if n not in notes]
-    for note in notes:
-        logger.warning(note)
+        for text in label_notes:
+            note(text)
     for label, det_dir in sources.det_dirs.items():  # how each checkpoint's detections were made, for sweep.md
         detector = detector_settings(det_dir)
         if detector:

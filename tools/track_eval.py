@@ -89,16 +89,23 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sources = flows.detection_sources(args)
     labels = list(sources.det_dirs)
-    out = None
-    if args.out or not args.results:
-        out = flows.output_folder(args.out, sources, labels[0] if labels else "results",
-                                  "the results and metrics.json", TOOL, args.results)
     det_dir = sources.det_dirs[labels[0]] if labels else None
+    writes = bool(args.out or not args.results)
+    what = "the results and metrics.json"
+    if writes:  # a missing --out is said before anything is read
+        flows.planned_output_folder(args.out, sources, labels[0] if labels else "results", what)
+    # every input is read and checked before the output folder is made: bad input leaves nothing behind
     sequences = load_sequences(sources.gt_root, det_dir, args.fps, args.gt_format, with_images=not args.results)
-    if args.results:
+    results = (flows.read_result_dir(sequences, args.results, args.results_format, args.class_agnostic)
+               if args.results else None)
+    other_dir = args.results or (det_dir if sources.run_dir is None else None)  # the det cache is ours: not listed
+    inputs = flows.report_inputs(sources.gt_root, sequences, other_dir, args.fps, results)
+    out = None
+    if writes:
+        out = flows.output_folder(args.out, sources, labels[0] if labels else "results", what, TOOL, args.results)
+    if results is not None:
         name = args.name or Path(args.results).resolve().name
-        report = {name: flows.evaluate_result_dir(sequences, args.results, args.iou, args.results_format,
-                                                  args.class_agnostic)}
+        report = {name: flows.evaluate_results(sequences, results, args.iou, args.class_agnostic)}
         settings = {"results": str(args.results), "results_format": args.results_format,
                     "class_agnostic": args.class_agnostic, "iou_threshold": args.iou}
     else:
@@ -111,13 +118,15 @@ def main(argv: list[str] | None = None) -> None:
                                      checkpoint=str(args.ckpt) if args.ckpt else None,
                                      interpolate=args.interpolate, frames=args.frames)
     settings["scored_frames"] = flows.scored_frames_note(sequences)
-    document = flows.metrics_document(report, settings)
+    document = flows.metrics_document(report, settings, inputs)
     written = flows.write_metrics(document, out, args.json)
     if out is not None:
         write_marker(out, TOOL)
     print(flows.summary_table(document))
     where = f"metrics written to {', '.join(map(str, written))}" if written else "nothing written (--out, --json)"
-    logger.info(f"{len(sequences)} sequences; {where}")
+    skipped = len(inputs.sequences_without_gt)
+    logger.info(f"{len(sequences)} sequences{f' ({skipped} without ground truth skipped)' if skipped else ''}; "
+                f"{where}")
 
 
 if __name__ == "__main__":

@@ -102,8 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not 0.0 <= args.conf <= 1.0 or not 0.0 < args.iou <= 1.0:
         raise UserError("--conf must be in [0, 1] and --iou in (0, 1]")
-    if args.trials < 0 or args.workers < 1 or (args.population is not None and args.population < 2):
-        raise UserError("--trials must be >= 0, --workers >= 1 and --population >= 2")
+    if args.trials < 0:
+        raise UserError(f"--trials {args.trials}: give how many trials to add (0 only rewrites the outputs of an "
+                        "existing study)")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: give 1 or more processes")
+    if args.population is not None and args.population < 2:
+        raise UserError(f"--population {args.population}: an NSGA-II generation needs at least 2 trials")
     if not args.tracker and not args.tracker_config:
         args.tracker = [DEFAULT_TRACKER]
     configs = tracker_configs(args)  # bad tracker options fail here, before any work
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     from loguru import logger
 
     from yolox_finetune.core.output_dir import read_marker, write_marker
-    from yolox_finetune.mot.runner import effective_config, load_sequences
+    from yolox_finetune.mot.runner import effective_config, input_report, load_sequences
     from yolox_finetune.tracking import flows, tune
 
     objectives = tune.parse_objectives(args.objective)
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
                         "on val (--split val, or --gt of the val sequences) and report test with --eval-split, or "
                         "pass --tune-on-test")
     eval_args = _held_out(args)
+    if eval_args is not None:
+        flows.check_sources(eval_args)  # a bad held-out split is refused before detecting on the tuning one
     sources = flows.detection_sources(args)
     (label, det_dir), = sources.det_dirs.items()
     held = None
@@ -136,14 +143,28 @@ def main(argv: list[str] | None = None) -> None:
         held = flows.detection_sources(eval_args)
         if held.gt_root.resolve() == sources.gt_root.resolve():
             raise UserError(f"the held-out sequences {held.gt_root} are the tuning sequences; pass another split")
+    what = "the study, best_config.yaml and the plots"
+    folder = flows.planned_output_folder(args.out, sources, f"tune_{tracker}", what)
+    if args.trials == 0 and not args.storage and not (folder / tune.STUDY_DB).is_file():
+        raise UserError(f"--trials 0 rewrites the outputs of an existing study, but {folder / tune.STUDY_DB} does "
+                        "not exist yet; pass --trials N (e.g. 50)")
+    # every input is read and checked before the output folder is made: bad input leaves nothing behind
+    sequences = load_sequences(sources.gt_root, det_dir, args.fps, args.gt_format)
+    own_dets = sources.run_dir is None  # files of a --dets folder are listed; the det cache is ours
+    notes += input_report(sources.gt_root, sequences, det_dir if own_dets else None,
+                          args.fps).messages(sources.gt_root, det_dir)
+    eval_sequences = None
+    if held is not None:
+        (held_label, held_dets), = held.det_dirs.items()
+        eval_sequences = load_sequences(held.gt_root, held_dets, args.fps, args.gt_format)
+        notes += input_report(held.gt_root, eval_sequences, held_dets if own_dets else None,
+                              args.fps).messages(held.gt_root, held_dets)
     inputs = [] if held is None else [held.gt_root, *held.det_dirs.values()]
-    out = flows.output_folder(args.out, sources, f"tune_{tracker}", "the study, best_config.yaml and the plots",
-                              TOOL, *inputs)
+    out = flows.output_folder(args.out, sources, f"tune_{tracker}", what, TOOL, *inputs)
     previous = set((read_marker(out) or {}).get("entries") or ())
     owned = previous | {p.name for p in out.iterdir()} | {tune.STUDY_DB, *tune.SQLITE_SIDE_FILES}
     write_marker(out, TOOL, sorted(owned - {".yolox_finetune.json"}))  # an interrupted first run stays resumable
 
-    sequences = load_sequences(sources.gt_root, det_dir, args.fps, args.gt_format)
     have_images = all(s.images for s in sequences)
     base, note = effective_config(tracker, base, have_images)
     if note:
@@ -163,13 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     logger.info(f"study {study_name!r} in {tune.shown_url(storage)}: {args.trials} trials on {len(sequences)} "
                 f"sequences, searching {', '.join(f'{n}={p.describe()}' for n, p in space.items())}")
     study, added = tune.run_study(setup, sequences, args.trials, args.workers)
-    eval_sequences = None
     info = {"added": added, "tune": {"label": label, "gt": str(sources.gt_root), "detections": str(det_dir),
                      "sequences": len(sequences)},
             "notes": notes, "reproduce": _reproduce(args, det_dir, sources.gt_root, out / tune.BEST_CONFIG)}
     if held is not None:
-        (held_label, held_dets), = held.det_dirs.items()
-        eval_sequences = load_sequences(held.gt_root, held_dets, args.fps, args.gt_format)
         info["eval"] = {"label": held_label, "gt": str(held.gt_root), "detections": str(held_dets),
                         "sequences": len(eval_sequences)}
     document, written = tune.write_outputs(study, setup, out, sequences, eval_sequences, info)

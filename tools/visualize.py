@@ -43,6 +43,8 @@ def frame_range(text: str | None, available: list[int]) -> list[int]:
         first, last = (int(part) for part in text.split(":"))
     except ValueError:
         raise UserError(f"--frames {text!r} is not a range A:B of frame numbers (e.g. 1:40)") from None
+    if first > last:
+        raise UserError(f"--frames {text}: the first frame comes after the last; pass A:B with A <= B")
     chosen = [f for f in available if first <= f <= last]
     if not chosen:
         raise UserError(f"--frames {text}: the sequence has no image in that range (frames {available[0]}.."
@@ -60,6 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--out {args.out} exists; pass --overwrite to replace it or choose another name")
     if not 0 < args.scale <= 4:
         raise UserError(f"--scale {args.scale} must be in (0, 4]")
+    if args.max_frames < 1 or args.columns < 1:
+        raise UserError(f"--max-frames {args.max_frames} and --columns {args.columns} must be 1 or more")
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise UserError(f"--fps {args.fps}: give the video's frames per second, above 0")
+    if not 0 < args.iou <= 1:
+        raise UserError(f"--iou {args.iou}: the IoU of a match lies in (0, 1]")
+    if not args.seq.is_dir():
+        raise UserError(f"--seq {args.seq} is not a folder; pass a MOT sequence folder (seqinfo.ini, img1/, gt/)")
     import numpy as np
 
     from yolox_finetune.analysis.visualize import (
@@ -75,13 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     images = frame_images(args.seq)
     if not images:
         raise UserError(f"{args.seq}: no frame images under {info.im_dir}/; visualize needs the sequence's images")
+    last_frame = info.seq_length or max(images)  # a results file of another sequence goes past it: one error line
     gt_file = args.seq / "gt" / "gt.txt"
-    gt = read_gt(gt_file) if gt_file.is_file() else None
+    gt = read_gt(gt_file, seq_length=last_frame) if gt_file.is_file() else None
     if args.gt and gt is None:
         raise UserError(f"--gt: {gt_file} does not exist; drop --gt or pass a sequence with ground truth")
     if args.results is None and gt is None:
         raise UserError(f"nothing to draw: pass --results, or a sequence with {gt_file}")
-    results = read_results(args.results) if args.results is not None else None
+    results = read_results(args.results, seq_length=last_frame) if args.results is not None else None
     classes_file = args.seq / "classes.json"
     class_names = ({int(k): v for k, v in json.loads(classes_file.read_text(encoding="utf-8"))["classes"].items()}
                    if classes_file.is_file() else {i + 1: n for i, n in enumerate(CLASS_NAMES)})

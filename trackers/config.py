@@ -406,6 +406,9 @@ def load_config(path: str | os.PathLike) -> dict[str, TrackerConfig]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TrackerError(f"tracker config {path} cannot be read ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        raise TrackerError(f"{path}: not a UTF-8 text file (byte {exc.start} cannot be decoded); pass a YAML file "
+                           "such as one a tracking run wrote (tracker_config.yaml)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -460,11 +463,13 @@ def config_yaml(configs: TrackerConfig | Mapping[str, TrackerConfig]) -> str:
 
 
 def save_config(configs: TrackerConfig | Mapping[str, TrackerConfig], path: str | os.PathLike) -> Path:
-    """Write ``config_yaml(configs)`` to ``path`` atomically (a reader never sees half a file); returns the path."""
+    """Write ``config_yaml(configs)`` to ``path`` atomically (a reader never sees half a file); returns the path.
+    The file gets the mode a plain ``open`` gives under the user's umask, not the temp file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(config_yaml(configs))
         os.replace(temporary, path)
@@ -472,6 +477,20 @@ def save_config(configs: TrackerConfig | Mapping[str, TrackerConfig], path: str 
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows, so other threads never see it move;
+    ``yolox_finetune.core.atomic_io.current_umask`` does the same, but this package imports nothing of ours)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _option_lines(config: TrackerConfig, indent: str) -> list[str]:

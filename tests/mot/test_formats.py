@@ -78,7 +78,7 @@ def test_motchallenge_detections_without_class_are_unknown(tmp_path):
     ("1,1,10,20,30", "columns"),
     ("0,1,10,20,30,40,1,1,1", "frame"),
     ("1.5,1,10,20,30,40,1,1,1", "frame"),
-    ("1,1,10,20,-30,40,1,1,1", "negative"),
+    ("1,1,10,20,30,40,1,1,1,0,0", "11 columns"),  # a box without area is skipped, not an error (test_bad_input)
     ("1,1,10,20,nan,40,1,1,1", "nan"),
     ("1,1,10,20,30,40,1,1,1", "twice"),
 ])

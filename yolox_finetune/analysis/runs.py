@@ -263,6 +263,9 @@ def _normalise_epoch_records(records: Iterable[dict]) -> list[dict]:
 def load_run(run_dir: str | Path, name: str | None = None) -> Run:
     """Read a training run dir. Raises UserError when it is not one (no metrics.jsonl, nothing readable)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise UserError(f"{run_dir} is a file, not a run dir; pass the folder that holds metrics.jsonl "
+                        f"({run_dir.parent})")
     if not run_dir.is_dir():
         raise UserError(f"run dir {run_dir} does not exist; pass a training output dir such as "
                         f"YOLOX_outputs/<exp_name>")

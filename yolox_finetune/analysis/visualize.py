@@ -19,7 +19,7 @@ import cv2
 import motmetrics as mm
 import numpy as np
 
-from yolox_finetune.core.atomic_io import atomic_open, temp_prefix
+from yolox_finetune.core.atomic_io import atomic_open, temp_prefix, umask_mode
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import remove_stale_temps
 from yolox_finetune.mot.evaluate import class_units
@@ -147,6 +147,7 @@ def write_video(pictures, path: str | os.PathLike, fps: float) -> int:
     remove_stale_temps(path.parent, recursive=False, target=path.name)  # of a run killed while writing it
     handle, temp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp.mp4", dir=path.parent)
     os.close(handle)
+    os.chmod(temp, umask_mode(0o666))  # mkstemp makes 0600 files; give the video the usual permissions
     writer, count = None, 0
     try:
         for picture in pictures:

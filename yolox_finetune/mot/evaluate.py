@@ -121,15 +121,22 @@ def class_units(gt: MotRows, results: MotRows) -> Iterator[tuple[int, MotRows, M
         yield int(cls), g, r
 
 
+def scored_pair(gt: MotRows, results: MotRows, class_aware: bool = True,
+                scored_frames: list[int] | None = None) -> tuple[MotRows, MotRows]:
+    """(gt, results) as ``evaluate_sequence`` scores them: the scored frames only, MOT15's consider-0 rows dropped,
+    classes aligned (``align_classes``: class-less results against multi-class ground truth are an error)."""
+    results, gt = scored_rows(results, scored_frames), scored_rows(gt, scored_frames)
+    if gt.fmt == "mot15" and len(gt):
+        gt = gt.select(gt.score >= 1)
+    return align_classes(gt, results, class_aware)
+
+
 def evaluate_sequence(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
                       class_aware: bool = True, scored_frames: list[int] | None = None) -> dict[int, ClearCounts]:
     """class id -> counts for one sequence: every class matched on its own, tracker boxes on ignore entries
     (consider 0) removed before scoring (MOT15 ground truth: consider-0 rows dropped, nothing removed), and with
     ``scored_frames`` (a sequence's annotated_frames.txt) only those frames scored."""
-    results, gt = scored_rows(results, scored_frames), scored_rows(gt, scored_frames)
-    if gt.fmt == "mot15" and len(gt):
-        gt = gt.select(gt.score >= 1)
-    gt, results = align_classes(gt, results, class_aware)
+    gt, results = scored_pair(gt, results, class_aware, scored_frames)
     frames = sorted(set(gt.frame.tolist()) | set(results.frame.tolist()))
     out = {}
     for cls, g, r in class_units(gt, results):

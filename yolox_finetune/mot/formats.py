@@ -19,7 +19,10 @@ Layouts (frames 1-based, boxes ``x, y, w, h`` in pixels):
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +57,8 @@ class MotRows:
     visibility: np.ndarray  # (N,) float64, 1 when the file has none
     source: str = ""
     fmt: str = field(default="mot16")
+    #: line numbers of the file's rows left out because their box has no area (width or height <= 0).
+    skipped_lines: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
@@ -85,36 +90,71 @@ def empty_rows(source: str = "", fmt: str = "mot16") -> MotRows:
                    np.ones(0), source, fmt)
 
 
-def _parse_numbers(path: Path, min_columns: int, what: str) -> list[tuple[int, list[float]]]:
-    """(line number, values) for every non-blank line; a malformed line is a UserError naming file and line."""
+#: most columns any MOT text row has (MOT15 ground truth, MOTChallenge det and result files: 10).
+MAX_COLUMNS = 10
+
+
+def _not_text(path: Path, what: str, exc: UnicodeDecodeError) -> UserError:
+    return UserError(f"{path}: not a UTF-8 text file (byte {exc.start} of it cannot be decoded); pass a plain-text "
+                     f"{what} file")
+
+
+def read_text(path: Path, what: str) -> str:
+    """The whole file as text; a file that is not UTF-8 text is one UserError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, what, exc) from None
+
+
+def text_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of every non-blank line; a file that is not UTF-8 text is one UserError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                text = line.strip()
+                if text:
+                    yield lineno, text
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, what, exc) from None
+
+
+def _split(text: str) -> list[str]:
+    return text.replace("\t", ",").split(",") if "," in text or "\t" in text else text.split()
+
+
+def _parse_numbers(path: Path, min_columns: int, what: str,
+                   seq_length: int | None = None) -> tuple[list[tuple[int, list[float]]], list[int]]:
+    """(line number, values) of every non-blank line, and the line numbers of rows skipped because their box has
+    no area. A malformed line, or a frame past ``seq_length`` (seqinfo.ini), is a UserError naming file and line."""
     if not path.is_file():
         raise UserError(f"{what} file {path} not found; check the path (expected a MOTChallenge .txt file)")
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.replace("\t", ",").split(",") if "," in text or "\t" in text else text.split()
-            try:
-                values = [float(p) for p in parts]
-            except ValueError:
-                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a non-numeric field; "
-                                "fix or delete the row") from None
-            if len(values) < min_columns:
-                raise UserError(f"{path}:{lineno}: {what} row {text!r} has {len(values)} columns, expected at least "
-                                f"{min_columns}; fix or delete the row") from None
-            if not all(np.isfinite(values)):
-                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a nan/inf field; fix or delete the row")
-            frame = values[0]
-            if frame < 1 or frame != int(frame):
-                raise UserError(f"{path}:{lineno}: {what} row {text!r} has frame {parts[0]!r}; "
-                                "frames are whole numbers starting at 1")
-            if values[4] < 0 or values[5] < 0:
-                raise UserError(f"{path}:{lineno}: {what} row {text!r} has a negative width or height; "
-                                "fix or delete the row")
-            rows.append((lineno, values))
-    return rows
+    rows, skipped = [], []
+    for lineno, text in text_lines(path, what):
+        parts = _split(text)
+        where = f"{path}:{lineno}: {what} row {text[:80]!r}"
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise UserError(f"{where} has a non-numeric field; fix or delete the row") from None
+        if not min_columns <= len(values) <= MAX_COLUMNS:
+            expected = f"{min_columns} to {MAX_COLUMNS}" if min_columns < MAX_COLUMNS else str(MAX_COLUMNS)
+            raise UserError(f"{where} has {len(values)} columns, expected {expected} (comma-separated "
+                            f"frame,id,x,y,w,h,...); fix or delete the row")
+        if not all(np.isfinite(values)):
+            raise UserError(f"{where} has a nan/inf field; fix or delete the row")
+        frame = values[0]
+        if frame < 1 or frame != int(frame):
+            raise UserError(f"{where} has frame {parts[0]!r}; frames are whole numbers starting at 1: fix or "
+                            "delete the row")
+        if seq_length is not None and frame > seq_length:
+            raise UserError(f"{where} has frame {int(frame)}, past the sequence's last frame {seq_length}: is "
+                            f"this file of another sequence or frame rate? Fix the file (or seqLength in seqinfo.ini)")
+        if values[4] <= 0 or values[5] <= 0:
+            skipped.append(lineno)
+            continue
+        rows.append((lineno, values))
+    return rows, skipped
 
 
 def _check_ids(path: Path, rows: list[tuple[int, list[float]]], what: str) -> None:
@@ -126,14 +166,14 @@ def _check_ids(path: Path, rows: list[tuple[int, list[float]]], what: str) -> No
         key = (int(values[0]), int(values[1]))
         if key in seen:
             raise UserError(f"{path}:{lineno}: {what} track id {key[1]} appears twice in frame {key[0]}; "
-                            "each id may occur once per frame")
+                            "each id may occur once per frame: fix or delete one of the rows")
         seen.add(key)
 
 
 def _table(rows: list[tuple[int, list[float]]], source: Path, fmt: str, score_col: int,
-           class_col: int | None, visibility_col: int | None) -> MotRows:
+           class_col: int | None, visibility_col: int | None, skipped: list[int] | None = None) -> MotRows:
     if not rows:
-        return empty_rows(str(source), fmt)
+        return dataclasses.replace(empty_rows(str(source), fmt), skipped_lines=tuple(skipped or ()))
     width = max(len(v) for _, v in rows)
     data = np.full((len(rows), width), -1.0)
     for i, (_, values) in enumerate(rows):
@@ -146,31 +186,28 @@ def _table(rows: list[tuple[int, list[float]]], source: Path, fmt: str, score_co
         class_id[class_id < 1] = UNKNOWN_CLASS
     visibility = np.ones(n) if visibility_col is None else data[:, visibility_col].copy()
     return MotRows(data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2:6].copy(),
-                   data[:, score_col].copy(), class_id, visibility, str(source), fmt)
+                   data[:, score_col].copy(), class_id, visibility, str(source), fmt, tuple(skipped or ()))
 
 
 def detect_gt_format(path: str | os.PathLike) -> str:
     """``mot15`` for 10-column ground truth (conf + world coordinates), ``mot16`` for 9 columns (consider, class,
     visibility) as MOT16/17 and our nuScenes export write it."""
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            columns = len(text.replace("\t", ",").split(",") if "," in text else text.split())
-            if columns == 9:
-                return "mot16"
-            if columns == 10:
-                return "mot15"
-            raise UserError(f"{path}:{lineno}: ground truth row has {columns} columns; expected 9 "
-                            "(frame,id,x,y,w,h,consider,class,visibility) or 10 (MOT15); fix the file or pass the "
-                            "format explicitly")
+    for lineno, text in text_lines(path, "ground truth"):
+        columns = len(_split(text))
+        if columns == 9:
+            return "mot16"
+        if columns == 10:
+            return "mot15"
+        raise UserError(f"{path}:{lineno}: ground truth row has {columns} columns; expected 9 "
+                        "(frame,id,x,y,w,h,consider,class,visibility) or 10 (MOT15); fix the file or pass the "
+                        "format explicitly")
     return "mot16"
 
 
-def read_gt(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
-    """Ground truth; ``fmt`` "auto" (by column count), "mot15" (single class) or "mot16" (class in column 8)."""
+def read_gt(path: str | os.PathLike, fmt: str = "auto", seq_length: int | None = None) -> MotRows:
+    """Ground truth; ``fmt`` "auto" (by column count), "mot15" (single class) or "mot16" (class in column 8).
+    Rows whose box has no area are left out (``skipped_lines``); a frame past ``seq_length`` is an error."""
     path = Path(path)
     if fmt not in GT_FORMATS:
         raise UserError(f"unknown ground-truth format {fmt!r}; choose one of {', '.join(GT_FORMATS)}")
@@ -178,19 +215,21 @@ def read_gt(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
         raise UserError(f"ground truth file {path} not found; expected <gt root>/<seq>/gt/gt.txt")
     if fmt == "auto":
         fmt = detect_gt_format(path)
-    rows = _parse_numbers(path, 7 if fmt == "mot15" else 9, "ground truth")
+    rows, skipped = _parse_numbers(path, 7 if fmt == "mot15" else 9, "ground truth", seq_length)
     _check_ids(path, rows, "ground truth")
     if fmt == "mot15":
-        return _table(rows, path, fmt, score_col=6, class_col=None, visibility_col=None)
-    return _table(rows, path, fmt, score_col=6, class_col=7, visibility_col=8)
+        return _table(rows, path, fmt, score_col=6, class_col=None, visibility_col=None, skipped=skipped)
+    return _table(rows, path, fmt, score_col=6, class_col=7, visibility_col=8, skipped=skipped)
 
 
-def read_detections(path: str | os.PathLike) -> MotRows:
-    """Detections ``frame,-1,x,y,w,h,score[,class]``; a missing or -1 class column means class unknown."""
+def read_detections(path: str | os.PathLike, seq_length: int | None = None) -> MotRows:
+    """Detections ``frame,-1,x,y,w,h,score[,class]``; a missing or -1 class column means class unknown. Rows
+    whose box has no area are left out (``skipped_lines``); a frame past ``seq_length`` is an error."""
     path = Path(path)
-    rows = _parse_numbers(path, 7, "detection")
+    rows, skipped = _parse_numbers(path, 7, "detection", seq_length)
     has_class = bool(rows) and min(len(v) for _, v in rows) >= 8
-    return _table(rows, path, "det", score_col=6, class_col=7 if has_class else None, visibility_col=None)
+    return _table(rows, path, "det", score_col=6, class_col=7 if has_class else None, visibility_col=None,
+                  skipped=skipped)
 
 
 def class_sidecar(path: str | os.PathLike) -> Path:
@@ -199,17 +238,18 @@ def class_sidecar(path: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(path.suffix) + CLASS_SIDECAR_SUFFIX)
 
 
-def read_results(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
+def read_results(path: str | os.PathLike, fmt: str = "auto", seq_length: int | None = None) -> MotRows:
     """Tracker output ``frame,id,x,y,w,h,score[,...]``.
 
     The class of each row: ``mot`` reads it from the sidecar ``<seq>.classes.csv`` when there is one (else unknown);
     ``mot+class`` from column 8 (-1: unknown); ``auto`` takes the sidecar when present, else column 8 when any row
-    holds a class id there (a standard file has -1), else unknown.
+    holds a class id there (a standard file has -1), else unknown. Rows whose box has no area are left out
+    (``skipped_lines``); a frame past ``seq_length`` is an error.
     """
     path = Path(path)
     if fmt not in RESULT_READ_FORMATS:
         raise UserError(f"unknown results format {fmt!r}; choose one of {', '.join(RESULT_READ_FORMATS)}")
-    rows = _parse_numbers(path, 6, "result")
+    rows, skipped = _parse_numbers(path, 6, "result", seq_length)
     _check_ids(path, rows, "result")
     rows = [(n, v if len(v) >= 7 else v + [1.0]) for n, v in rows]
     sidecar = class_sidecar(path)
@@ -220,8 +260,8 @@ def read_results(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
         if rows and min(len(v) for _, v in rows) < 8:
             raise UserError(f"{path}: results format mot+class needs the class in column 8, but a row has "
                             f"{min(len(v) for _, v in rows)} columns; pass --results-format mot for standard files")
-        return _table(rows, path, "result", score_col=6, class_col=7, visibility_col=None)
-    table = _table(rows, path, "result", score_col=6, class_col=None, visibility_col=None)
+        return _table(rows, path, "result", score_col=6, class_col=7, visibility_col=None, skipped=skipped)
+    table = _table(rows, path, "result", score_col=6, class_col=None, visibility_col=None, skipped=skipped)
     if sidecar.is_file():
         table.class_id = _sidecar_classes(sidecar, table)
     return table
@@ -230,17 +270,15 @@ def read_results(path: str | os.PathLike, fmt: str = "auto") -> MotRows:
 def _sidecar_classes(sidecar: Path, table: MotRows) -> np.ndarray:
     """Class of each row of ``table`` from its sidecar (``frame,id,class`` rows keyed by frame and id)."""
     by_key: dict[tuple[int, int], int] = {}
-    with open(sidecar, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("frame"):
-                continue
-            try:
-                frame, track, cls = (int(float(p)) for p in text.split(","))
-            except ValueError:
-                raise UserError(f"{sidecar}:{lineno}: row {text!r} is not frame,id,class; fix the row or delete the "
-                                "sidecar (the results are then class-less)") from None
-            by_key[(frame, track)] = cls if cls >= 1 else UNKNOWN_CLASS
+    for lineno, text in text_lines(sidecar, "class sidecar"):
+        if text.startswith("frame"):
+            continue
+        try:
+            frame, track, cls = (int(float(p)) for p in text.split(","))
+        except ValueError:
+            raise UserError(f"{sidecar}:{lineno}: row {text[:80]!r} is not frame,id,class; fix the row or delete "
+                            "the sidecar (the results are then class-less)") from None
+        by_key[(frame, track)] = cls if cls >= 1 else UNKNOWN_CLASS
     classes = np.full(len(table), UNKNOWN_CLASS, np.int64)
     for i, key in enumerate(zip(table.frame.tolist(), table.track_id.tolist())):
         if key not in by_key:
@@ -316,26 +354,60 @@ class SeqInfo:
     im_ext: str = ".jpg"
 
 
+#: the numeric keys of seqinfo.ini: key -> (type, an example value for messages).
+_SEQINFO_NUMBERS: dict[str, tuple[type, str]] = {"frameRate": (float, "12"), "seqLength": (int, "40"),
+                                                 "imWidth": (int, "1600"), "imHeight": (int, "900")}
+
+
 def read_seqinfo(seq_dir: str | os.PathLike) -> SeqInfo:
-    """``<seq_dir>/seqinfo.ini`` when present, else a SeqInfo with only the name (the folder's)."""
+    """``<seq_dir>/seqinfo.ini`` when present, else a SeqInfo with only the name (the folder's). A file that does
+    not parse, lacks the [Sequence] section or holds a bad number is one UserError naming the file and the key."""
     seq_dir = Path(seq_dir)
     ini = seq_dir / "seqinfo.ini"
     info = SeqInfo(name=seq_dir.name)
     if not ini.is_file():
         return info
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)
+    content = read_text(ini, "seqinfo.ini")
     try:
-        parser.read(ini, encoding="utf-8")
-        section = parser["Sequence"]
-        info.name = section.get("name", seq_dir.name)
-        info.frame_rate = float(section["frameRate"]) if "frameRate" in section else None
-        info.seq_length = int(section["seqLength"]) if "seqLength" in section else None
-        info.im_width = int(section["imWidth"]) if "imWidth" in section else None
-        info.im_height = int(section["imHeight"]) if "imHeight" in section else None
-        info.im_dir = section.get("imDir", "img1")
-        info.im_ext = section.get("imExt", ".jpg")
-    except (configparser.Error, KeyError, ValueError) as exc:
-        raise UserError(f"{ini}: cannot read the [Sequence] section ({exc}); fix the file or delete it") from None
+        parser.read_string(content, source=str(ini))
+    except configparser.MissingSectionHeaderError as exc:
+        raise UserError(f"{ini}:{exc.lineno}: {exc.line.strip()!r} comes before the section header; start the "
+                        "file with a '[Sequence]' line (MOTChallenge layout), or delete the file") from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0]
+        line = content.splitlines()[lineno - 1].strip()
+        raise UserError(f"{ini}:{lineno}: {line!r} is not a 'key=value' line; fix or delete the line") from None
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
+        what = f"key {exc.option}" if isinstance(exc, configparser.DuplicateOptionError) else f"[{exc.section}]"
+        raise UserError(f"{ini}:{exc.lineno}: {what} is given twice; keep one") from None
+    except configparser.Error as exc:
+        raise UserError(f"{ini}: not an INI file ({exc}); write '[Sequence]' then 'key=value' lines, or delete "
+                        "the file") from None
+    if not parser.has_section("Sequence"):
+        raise UserError(f"{ini}: no [Sequence] section; start the file with a '[Sequence]' line (MOTChallenge "
+                        "layout), or delete it")
+    section = parser["Sequence"]
+    values: dict[str, float | int | None] = {}
+    for key, (kind, example) in _SEQINFO_NUMBERS.items():
+        text = section.get(key)
+        if text is None:
+            values[key] = None
+            continue
+        try:
+            value = kind(text)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise UserError(f"{ini}: {key}={text!r} is not {what} above 0; fix it (e.g. {key}={example}) or "
+                            "delete the line") from None
+        values[key] = value
+    info.name = section.get("name", seq_dir.name)
+    info.frame_rate, info.seq_length = values["frameRate"], values["seqLength"]
+    info.im_width, info.im_height = values["imWidth"], values["imHeight"]
+    info.im_dir = section.get("imDir", "img1")
+    info.im_ext = section.get("imExt", ".jpg")
     return info
 
 
@@ -356,14 +428,39 @@ def write_seqinfo(seq_dir: str | os.PathLike, info: SeqInfo) -> None:
 
 
 def list_sequences(gt_root: str | os.PathLike) -> list[str]:
-    """Names of the sequences under ``gt_root`` (folders holding ``gt/gt.txt``), sorted."""
+    """Names of the sequences under ``gt_root`` (folders holding ``gt/gt.txt``), sorted; none is an error."""
     root = Path(gt_root)
     if not root.is_dir():
-        raise UserError(f"ground-truth folder {root} does not exist; pass the folder holding <seq>/gt/gt.txt")
+        state = "is a file" if root.exists() else "does not exist"
+        raise UserError(f"ground-truth folder {root} {state}; pass the folder holding <seq>/gt/gt.txt")
     names = sorted(p.name for p in root.iterdir() if (p / "gt" / "gt.txt").is_file())
+    if not names and (root / "gt" / "gt.txt").is_file():
+        raise UserError(f"{root} is one sequence, not a folder of sequences; pass its parent folder "
+                        f"({root.resolve().parent}) and the sequences beside it are evaluated too")
     if not names:
-        raise UserError(f"no sequences in {root}: expected <seq>/gt/gt.txt below it (MOTChallenge layout)")
+        without = folders_without_gt(root)
+        found = f"; its {len(without)} folder(s) ({name_list(without)}) have no gt/gt.txt" if without else ""
+        raise UserError(f"no sequences in {root}: expected <seq>/gt/gt.txt below it (MOTChallenge layout){found}")
     return names
+
+
+def folders_without_gt(gt_root: str | os.PathLike) -> list[str]:
+    """Folders under ``gt_root`` without ``gt/gt.txt`` (hidden ones aside): sequences that cannot be scored, which
+    a tool reports by name rather than dropping in silence."""
+    root = Path(gt_root)
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not (p / "gt" / "gt.txt").is_file())
+
+
+def files_without_gt(folder: str | os.PathLike, sequences: list[str]) -> list[str]:
+    """The ``<name>.txt`` files of a det or results folder named after none of ``sequences``."""
+    known = set(sequences)
+    return sorted(p.name for p in Path(folder).glob("*.txt") if p.is_file() and p.stem not in known)
+
+
+def name_list(names: list[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more``: a list short enough for one error line."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def frame_images(seq_dir: str | os.PathLike) -> dict[int, Path]:
@@ -407,13 +504,9 @@ def read_annotated_frames(seq_dir: str | os.PathLike) -> list[int] | None:
     if not path.is_file():
         return None
     frames = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            if not text.isdigit() or int(text) < 1:
-                raise UserError(f"{path}:{number}: {text!r} is not a frame number (one 1-based frame per line); "
-                                f"re-convert the sequence or fix the line")
-            frames.append(int(text))
+    for number, text in text_lines(path, ANNOTATED_FRAMES_FILE):
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(f"{path}:{number}: {text[:40]!r} is not a frame number (one 1-based frame per line); "
+                            f"re-convert the sequence or fix the line")
+        frames.append(int(text))
     return sorted(set(frames))

@@ -5,7 +5,8 @@ metrics.
 Output of a track_eval run (``out``): ``<tracker>/<seq>.txt`` results (MOTChallenge standard, the class in
 ``<seq>.classes.csv``; or ``--results-format mot+class``), ``<tracker>/tracker_config.yaml`` (the options it ran
 with, conf mode applied; ``--tracker-config`` reruns them), ``metrics.json`` (``{"trackers": {name: {"overall",
-"class_mean", "per_sequence", "per_class"}}, "settings": {...}}``) and a summary table.
+"class_mean", "per_sequence", "per_class"}}, "settings": {...}, "skipped": {...}}``: ``skipped`` names what the
+inputs held that was not evaluated, see ``mot.runner.InputReport``) and a summary table.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ from yolox_finetune.core.atomic_io import atomic_write_json
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import claim_output_dir
 from yolox_finetune.mot.clear import METRIC_NAMES
-from yolox_finetune.mot.evaluate import HEADLINE_CLASS_MEANS, TrackerCounts, evaluate_sequence
-from yolox_finetune.mot.formats import read_results, write_results
+from yolox_finetune.mot.evaluate import HEADLINE_CLASS_MEANS, TrackerCounts, evaluate_sequence, scored_pair
+from yolox_finetune.mot.formats import MotRows, list_sequences, read_results, write_results
 from yolox_finetune.mot.interpolation import interpolate_tracks
-from yolox_finetune.mot.runner import Sequence, effective_config, run_tracker
+from yolox_finetune.mot.runner import (
+    InputReport,
+    Sequence,
+    check_files_for,
+    effective_config,
+    input_report,
+    run_tracker,
+)
 from yolox_finetune.tracking.detector import cached_detections, detector_settings
 from yolox_finetune.tracking.options import DEFAULT_CONF_MODE, MOT_FOLDER_OF_FRAMES, apply_conf
-from yolox_finetune.training.checkpoint import resolve_checkpoint
+from yolox_finetune.training.checkpoint import list_checkpoints, resolve_checkpoint
 from yolox_finetune.training.exp import load_exp
 
 #: file name of the tracker options a run used, beside its results.
@@ -111,29 +119,48 @@ def scored_frames_note(sequences: list[Sequence]) -> dict[str, Any] | None:
                     f"true nor as false positives"}
 
 
-def evaluate_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike, iou_threshold: float = 0.5,
-                        results_format: str = "auto", class_agnostic: bool = False) -> TrackerCounts:
-    """Evaluate existing tracker output ``results_dir/<seq>.txt`` (every gt sequence needs a file), each row's class
-    read as ``read_results`` does for ``results_format``. ``class_agnostic`` pools every class into one (for
+def read_result_dir(sequences: list[Sequence], results_dir: str | os.PathLike, results_format: str = "auto",
+                    class_agnostic: bool = False) -> dict[str, MotRows]:
+    """Every sequence's ``results_dir/<seq>.txt`` (each gt sequence needs one), read and checked before any is
+    evaluated: a frame past a sequence's seqLength (results of another sequence), or class-less rows against
+    multi-class ground truth without ``class_agnostic``, is an error."""
+    check_files_for([s.name for s in sequences], results_dir, "results")
+    results = {}
+    for seq in sequences:
+        rows = read_results(Path(results_dir) / f"{seq.name}.txt", results_format, seq.info.seq_length)
+        scored_pair(seq.gt, rows, not class_agnostic, seq.scored_frames)  # the class check, up front
+        results[seq.name] = rows
+    return results
+
+
+def evaluate_results(sequences: list[Sequence], results: Mapping[str, MotRows], iou_threshold: float = 0.5,
+                     class_agnostic: bool = False) -> TrackerCounts:
+    """Counts of existing tracker output (``read_result_dir``). ``class_agnostic`` pools every class into one (for
     standard files without classes against multi-class ground truth, which is otherwise an error)."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise UserError(f"results folder {results_dir} does not exist; pass the folder holding <seq>.txt files")
-    missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
-    if missing:
-        raise UserError(f"{results_dir} has no results for {len(missing)} sequence(s) (e.g. {missing[0]}.txt); "
-                        "write an (empty) <seq>.txt for every ground-truth sequence")
     counts = TrackerCounts()
     for seq in sequences:
-        results = read_results(results_dir / f"{seq.name}.txt", results_format)
-        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results, iou_threshold, not class_agnostic,
+        counts.add_sequence(seq.name, evaluate_sequence(seq.gt, results[seq.name], iou_threshold, not class_agnostic,
                                                          seq.scored_frames))
     return counts
 
 
-def metrics_document(report: dict[str, TrackerCounts], settings: dict[str, Any]) -> dict[str, Any]:
-    """The metrics.json content."""
-    return {"trackers": {name: counts.report() for name, counts in report.items()}, "settings": settings}
+def report_inputs(gt_root: str | os.PathLike, sequences: list[Sequence], other_dir: str | os.PathLike | None = None,
+                  fps: float | None = None, results: Mapping[str, MotRows] | None = None) -> InputReport:
+    """What loading left out or assumed (``mot.runner.input_report``), each kind logged as one warning line;
+    ``results`` (``--results`` mode) adds the rows left out of the results files."""
+    report = input_report(gt_root, sequences, other_dir, fps, tracked=results is None)
+    for rows in (results or {}).values():
+        report.add_rows(rows)
+    for line in report.messages(gt_root, other_dir):
+        logger.warning(line)
+    return report
+
+
+def metrics_document(report: dict[str, TrackerCounts], settings: dict[str, Any],
+                     inputs: InputReport | None = None) -> dict[str, Any]:
+    """The metrics.json content; ``skipped`` lists what the inputs held that was not evaluated (``InputReport``)."""
+    return {"trackers": {name: counts.report() for name, counts in report.items()}, "settings": settings,
+            "skipped": (inputs or InputReport()).as_dict()}
 
 
 def write_metrics(document: dict[str, Any], out: Path | None, json_path: str | os.PathLike | None) -> list[Path]:
@@ -214,13 +241,11 @@ def detection_sources(args: argparse.Namespace) -> DetectionSources:
     """The detections of the options from ``add_source_arguments``: each ``--ckpt`` through the detector and its
     cache (the exp's MOT sequences as ground truth), or each ``--dets`` folder with ``--gt``."""
     if args.ckpt:
-        det_dirs: dict[str, Path] = {}
-        for spec in [args.ckpt] if isinstance(args.ckpt, str) else args.ckpt:
-            exp, ckpt_path, gt_root, det_dir = checkpoint_detections(args.exp_file, spec, args.data, args.split,
-                                                                     args.device, args.batch_size, args.fp16,
-                                                                     args.nms_class_agnostic,
-                                                                     getattr(args, "frames", "keyframes"))
-            det_dirs[ckpt_path.stem] = det_dir
+        exp, ckpt_paths, gt_root = checkpoint_inputs(args)  # every checkpoint and the split, before any detection
+        det_dirs = {path.stem: cached_detections(exp, path, gt_root, exp.run_dir / "tracking" / "det_cache",
+                                                 args.device, args.batch_size, fp16=args.fp16,
+                                                 class_agnostic=args.nms_class_agnostic)
+                    for path in ckpt_paths}
         return DetectionSources(gt_root, det_dirs, exp.run_dir)
     gt_root = require_gt(args.gt, "--dets")
     det_dirs = {}
@@ -232,38 +257,79 @@ def detection_sources(args: argparse.Namespace) -> DetectionSources:
     return DetectionSources(gt_root, det_dirs)
 
 
+def check_sources(args: argparse.Namespace) -> None:
+    """The checks of ``detection_sources`` without running the detector, so that a tool with two sources (tuning
+    and held-out sequences) refuses a bad second one before it detects on the first."""
+    if args.ckpt:
+        checkpoint_inputs(args)
+        return
+    names = list_sequences(require_gt(args.gt, "--dets"))
+    for folder in [args.dets] if isinstance(args.dets, str) else args.dets:
+        check_files_for(names, folder, "detections", args.gt)
+
+
+def planned_output_folder(out: str | None, sources: DetectionSources, default_name: str, what: str) -> Path:
+    """``--out``, else ``<run_dir>/tracking/<default_name>`` in --ckpt mode (not created); ``what`` says what goes
+    there, for the message when --out is missing."""
+    if out:
+        return Path(out)
+    if sources.run_dir is not None:
+        return sources.run_dir / "tracking" / default_name
+    raise UserError(f"pass --out DIR for {what}")
+
+
 def output_folder(out: str | None, sources: DetectionSources, default_name: str, what: str, tool: str,
                   *other_inputs: str | os.PathLike | None) -> Path:
-    """``--out``, else ``<run_dir>/tracking/<default_name>`` in --ckpt mode, claimed for ``tool``: refused when it
-    is an input folder or holds anything ``tool`` did not write. ``what`` says what goes there, for the message
-    when --out is missing. Mark it with ``write_marker(folder, tool)`` once written."""
-    if out:
-        folder = Path(out)
-    elif sources.run_dir is not None:
-        folder = sources.run_dir / "tracking" / default_name
-    else:
-        raise UserError(f"pass --out DIR for {what}")
+    """``planned_output_folder``, claimed for ``tool``: refused when it is an input folder or holds anything
+    ``tool`` did not write. Mark it with ``write_marker(folder, tool)`` once written."""
+    folder = planned_output_folder(out, sources, default_name, what)
     return claim_output_dir(folder, tool, [sources.gt_root, *sources.det_dirs.values(), *other_inputs])
+
+
+def checkpoint_inputs(args: argparse.Namespace) -> tuple[Any, list[Path], Path]:
+    """``--ckpt`` mode's inputs, each checked before the detector runs: (exp, checkpoint paths, gt root
+    ``<data>/<split>``). ``--data`` defaults to the Exp's ``data_dir + "/mot"`` (``"/mot_sweeps"`` for ``--frames
+    all``: every camera frame, keyframes scored)."""
+    if not args.exp_file:
+        raise UserError("--ckpt needs the exp file that trained it: pass -f exps/<name>.py")
+    exp = load_exp(args.exp_file)
+    paths = [find_checkpoint(spec, exp.run_dir) for spec in ([args.ckpt] if isinstance(args.ckpt, str) else args.ckpt)]
+    stems = [path.stem for path in paths]
+    twice = [stem for stem in dict.fromkeys(stems) if stems.count(stem) > 1]
+    if twice:
+        raise UserError(f"--ckpt names checkpoint {twice[0]} twice; give each checkpoint once")
+    frames = getattr(args, "frames", "keyframes")
+    gt_root = (Path(args.data) if args.data else Path(exp.data_dir) / MOT_FOLDER_OF_FRAMES[frames]) / args.split
+    if not gt_root.is_dir():
+        how = "--mot --sweeps" if frames == "all" and not args.data else "--mot"
+        raise UserError(f"MOT sequences folder {gt_root} does not exist; convert nuScenes with "
+                        f"tools/convert_nuscenes.py {how} or pass --data <folder holding val/ and test/>")
+    list_sequences(gt_root)  # a --split without sequences is one line here, not after loading the model
+    return exp, paths, gt_root
+
+
+def find_checkpoint(spec: str, run_dir: Path) -> Path:
+    """``training.checkpoint.resolve_checkpoint``, whose error for a missing file path also names the checkpoints
+    the run dir has (for a missing name it lists them already)."""
+    try:
+        return resolve_checkpoint(spec, run_dir)
+    except UserError:
+        if not (Path(spec).suffix == ".pth" or os.sep in spec):
+            raise
+        available = ", ".join(list_checkpoints(run_dir)) or "none"
+        raise UserError(f"checkpoint file {spec} not found (checkpoints in {run_dir}: {available}); pass one of "
+                        "those names or an existing .pth path") from None
 
 
 def checkpoint_detections(exp_file: str | None, ckpt: str, data: str | None, split: str, device: str = "auto",
                           batch_size: int = 8, fp16: bool = False,
                           class_agnostic: bool = False, frames: str = "keyframes") -> tuple[Any, Path, Path, Path]:
-    """``--ckpt`` mode's inputs: (exp, checkpoint path, gt root ``<data>/<split>``, det cache folder).
-
-    ``data`` defaults to the Exp's ``data_dir + "/mot"`` (``"/mot_sweeps"`` for ``frames="all"``: every camera frame,
-    keyframes scored); the cache lives in ``<run_dir>/tracking/det_cache``.
+    """One checkpoint's ``--ckpt`` inputs (``checkpoint_inputs``) and its det cache folder
+    (``<run_dir>/tracking/det_cache``): (exp, checkpoint path, gt root, det folder).
     ``fp16`` and ``class_agnostic`` are the detector's opt-outs from stock YOLOX evaluation (fp32, per-class NMS).
     """
-    if not exp_file:
-        raise UserError("--ckpt needs the exp file that trained it: pass -f exps/<name>.py")
-    exp = load_exp(exp_file)
-    ckpt_path = resolve_checkpoint(ckpt, exp.run_dir)
-    gt_root = (Path(data) if data else Path(exp.data_dir) / MOT_FOLDER_OF_FRAMES[frames]) / split
-    if not gt_root.is_dir():
-        how = "--mot --sweeps" if frames == "all" and not data else "--mot"
-        raise UserError(f"MOT sequences folder {gt_root} does not exist; convert nuScenes with "
-                        f"tools/convert_nuscenes.py {how} or pass --data <folder holding val/ and test/>")
+    args = argparse.Namespace(exp_file=exp_file, ckpt=ckpt, data=data, split=split, frames=frames)
+    exp, (ckpt_path,), gt_root = checkpoint_inputs(args)
     det_dir = cached_detections(exp, ckpt_path, gt_root, exp.run_dir / "tracking" / "det_cache", device, batch_size,
                                 fp16=fp16, class_agnostic=class_agnostic)
     return exp, ckpt_path, gt_root, det_dir

@@ -18,6 +18,7 @@ import io
 import itertools
 import math
 import os
+import sys
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -52,8 +53,12 @@ IDENTITY_COLUMNS: tuple[str, ...] = ("checkpoint", "tracker", "conf_mode", CONF_
 
 
 def range_count(start: float, end: float, step: float) -> int:
-    """Values of the inclusive range START:END:STEP (without building them)."""
-    return int(math.floor((end - start) / step + 1e-9)) + 1
+    """Values of the inclusive range START:END:STEP (without building them); a range too long to count (a step
+    of 1e-308) counts as ``sys.maxsize``, which every size check refuses."""
+    quotient = (end - start) / step
+    if not math.isfinite(quotient) or quotient >= sys.maxsize:
+        return sys.maxsize
+    return int(math.floor(quotient + 1e-9)) + 1
 
 
 def _range(text: str, what: str, integer: bool = False) -> list[float] | list[int]:
@@ -68,7 +73,8 @@ def _range(text: str, what: str, integer: bool = False) -> list[float] | list[in
                         "(e.g. 0.1:0.9:0.1)") from None
     count = range_count(start, end, step)
     if count > MAX_RUNS:
-        raise UserError(f"{what} {text!r} has {count:,} values, more than the {MAX_RUNS:,} runs a sweep may have; "
+        amount = f"{count:,}" if count < sys.maxsize else "countless"
+        raise UserError(f"{what} {text!r} has {amount} values, more than the {MAX_RUNS:,} runs a sweep may have; "
                         "use a larger step")
     if integer:
         return [int(start + i * step) for i in range(count)]
