@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-size", default=None,  # None: the generator's DEFAULT_IMAGE_SIZE (set in main)
                         help="camera image size WIDTHxHEIGHT (intrinsics scale with it; nuScenes is 1600x900)")
     parser.add_argument("--sweeps", type=int, default=2, help="camera sweeps between consecutive keyframes")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering scenes in parallel (one per core; the output does not change)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return parser.parse_args(argv)
 
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from yolox_finetune.nuscenes.synthetic.generate import DEFAULT_IMAGE_SIZE, make_synthetic_nuscenes
 
     summary = make_synthetic_nuscenes(args.out, scenes=args.scenes, samples=args.samples, seed=args.seed,
-                                      image_size=size or DEFAULT_IMAGE_SIZE, sweeps=args.sweeps,
+                                      image_size=size or DEFAULT_IMAGE_SIZE, sweeps=args.sweeps, workers=args.workers,
                                       overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
 

@@ -43,8 +43,8 @@ class DemoSettings:
     cameras: list[str] = field(default_factory=lambda: ["all"])
     pretrain_overrides: list[str] = field(default_factory=list)
     finetune_overrides: list[str] = field(default_factory=list)
-    compare_epochs: tuple[int, int] = (2, 8)  # the demo's "epoch 10 vs epoch 30"
-    sweep: str = "0.1:0.9:0.1"
+    compare_epochs: tuple[int, int] = (2, 5)  # the demo's "epoch 10 vs epoch 30"
+    sweep: str = "0.1:0.9:0.2"
     workers: int = 2
     sweeps: int = 5  # camera frames between keyframes: 12 Hz at nuScenes' 2 Hz keyframes, as its cameras record
     interpolate: int = 12  # longest track gap filled by interpolation (frames: 1 s at 12 Hz)
@@ -89,7 +89,7 @@ class Pipeline:
         self.run("generate the synthetic nuScenes dataset (keyframes at 2 Hz, camera sweeps between them)", [
             "tools/make_synthetic_nuscenes.py", "--out", str(self.out / "nuscenes"), "--scenes", str(s.scenes),
             "--samples", str(s.samples), "--seed", "0", "--image-size", f"{s.image_size[0]}x{s.image_size[1]}",
-            "--sweeps", str(s.sweeps), "--overwrite"])
+            "--sweeps", str(s.sweeps), "--workers", str(s.workers), "--overwrite"])
 
     def convert(self) -> None:
         s = self.settings

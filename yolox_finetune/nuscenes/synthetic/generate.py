@@ -12,7 +12,9 @@ them with its seeded rule (train / val / test all non-empty from three scenes on
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -284,15 +286,30 @@ class _DatasetWriter:
 
 #: the name this writer marks its output folder with.
 TOOL = "make_synthetic_nuscenes"
+#: the tables a scene adds records to (the others are fixed lists written once).
+SCENE_TABLES = ("calibrated_sensor", "ego_pose", "instance", "log", "sample", "sample_annotation", "sample_data",
+                "scene")
+
+
+def _generate_scene(root: Path, seed: int, image_size: tuple[int, int], sweeps: int, render_images: bool,
+                    index: int, samples: int) -> tuple[dict[str, list[dict]], Counter]:
+    """One scene's records and box counts (its images are written under ``root``); a scene depends only on the seed
+    and its index, so scenes may be made in any process and in any order."""
+    cv2.setNumThreads(1)  # one process per core when scenes are made in parallel
+    writer = _DatasetWriter(root, seed, image_size, sweeps, render_images)
+    writer.add_scene(index, samples, np.random.default_rng([seed, index]))
+    return {name: writer.tables[name] for name in SCENE_TABLES}, writer.boxes_per_category
 
 
 def make_synthetic_nuscenes(out: str | Path, scenes: int = 6, samples: int = 16, seed: int = 0,
                             image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, sweeps: int = 2,
-                            render_images: bool = True, overwrite: bool = False, progress: bool = True) -> dict:
+                            render_images: bool = True, overwrite: bool = False, progress: bool = True,
+                            workers: int = 1) -> dict:
     """Write a synthetic nuScenes release to ``out`` (tables in ``out/v1.0-synthetic``); returns a summary dict.
 
     ``sweeps`` camera frames are generated between consecutive keyframes. ``render_images=False`` writes the
-    tables only (fast: for benchmarks of the geometry); visibility levels are then drawn at random.
+    tables only (fast: for benchmarks of the geometry); visibility levels are then drawn at random. ``workers``
+    processes render scenes in parallel; the release is byte-for-byte the same for any number of workers.
     """
     if scenes < 1 or samples < 2:
         raise UserError(f"need at least 1 scene and 2 samples per scene (got {scenes} and {samples})")
@@ -301,11 +318,24 @@ def make_synthetic_nuscenes(out: str | Path, scenes: int = 6, samples: int = 16,
     width, height = (int(v) for v in image_size)
     if width < 64 or height < 36:
         raise UserError(f"image size {width}x{height} is too small; use at least 64x36 (default 800x450)")
+    if workers < 1:
+        raise UserError(f"--workers {workers} must be 1 or more (one process per core is fastest)")
     target = check_output_dir(out, TOOL, overwrite)
     with staged_output_dir(target, TOOL) as staging:
         writer = _DatasetWriter(staging, seed, (width, height), sweeps, render_images)
-        for index in tqdm(range(scenes), desc="synthetic scenes", unit="scene", disable=not progress):
-            writer.add_scene(index, samples, np.random.default_rng([seed, index]))
+        jobs = [(staging, seed, (width, height), sweeps, render_images, index, samples) for index in range(scenes)]
+        pool = (ProcessPoolExecutor(min(workers, scenes), mp_context=multiprocessing.get_context("spawn"))
+                if workers > 1 and scenes > 1 else None)
+        try:
+            made = pool.map(_generate_scene, *zip(*jobs)) if pool else (_generate_scene(*job) for job in jobs)
+            for tables, boxes in tqdm(made, total=scenes, desc="synthetic scenes", unit="scene",
+                                      disable=not progress):
+                for name in SCENE_TABLES:  # scene order, whatever process made the scene
+                    writer.tables[name].extend(tables[name])
+                writer.boxes_per_category.update(boxes)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         writer.finish()
         counts = {name: len(records) for name, records in writer.tables.items()}
     return {
