@@ -1,6 +1,6 @@
 """The demo's fine-tuning run: a small YOLOX on the synthetic nuScenes set, with progressive unfreezing.
 
-Shortened so that it fits a CPU budget: 5 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. Data and outputs
+Shortened so that it fits a CPU budget: 8 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. Data and outputs
 follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
 """
 
@@ -21,7 +21,7 @@ class Exp(NuScenesExp):
         self.data_dir = os.environ.get("YOLOX_FINETUNE_DATA", "demo_output/coco")
         self.output_dir = os.environ.get("YOLOX_FINETUNE_OUTPUT", "demo_output/runs")
         self.data_num_workers = 2
-        self.max_epoch = 5
+        self.max_epoch = 8
         self.batch_size = 8
         self.warmup_epochs = 1
         self.no_aug_epochs = 1
@@ -36,6 +36,6 @@ class Exp(NuScenesExp):
         self.best_metric = "HOTA:bytetrack"
         self.unfreeze_schedule = (
             Phase(1, {"head": 1.0}),
-            Phase(2, {"pafpn": 0.5, "head": 1.0}),
-            Phase(3, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}),
+            Phase(3, {"pafpn": 0.5, "head": 1.0}),
+            Phase(6, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}),
         )
