@@ -187,3 +187,14 @@ def tree_bytes(root: Path) -> dict[str, bytes | str]:
 def snapshot():
     """``snapshot(folder)`` -> {relative path: bytes / link target / "dir"} for byte-for-byte comparisons."""
     return tree_bytes
+
+
+@pytest.fixture()
+def log_lines():
+    """The messages logged (loguru) while the test runs."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    yield lines
+    logger.remove(sink)

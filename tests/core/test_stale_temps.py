@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from yolox_finetune.core.atomic_io import owner_tag, parse_temp_name, temp_prefix
 from yolox_finetune.core.errors import UserError
@@ -108,15 +107,6 @@ def test_reused_pid_and_other_machines(tmp_path):
         path.write_text("x")
     assert remove_stale_temps(tmp_path) == [reused]  # another machine's process cannot be checked: it stays
     assert elsewhere.exists() and ours_now.exists()
-
-
-@pytest.fixture()
-def log_lines():
-    """The messages logged (loguru) while the test runs."""
-    lines: list[str] = []
-    sink = logger.add(lines.append, format="{message}")
-    yield lines
-    logger.remove(sink)
 
 
 def test_claim_cleans_its_own_folder_and_refuses_a_foreign_one_untouched(tmp_path, log_lines):

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from yolox_finetune.core.atomic_io import parse_temp_name
 from yolox_finetune.training.checkpoint import read_checkpoint
@@ -46,14 +45,6 @@ def rows(run_dir: Path, kind: str) -> list[dict]:
 
 def our_temps(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if parse_temp_name(p.name)]
-
-
-@pytest.fixture()
-def log_lines():
-    lines: list[str] = []
-    sink = logger.add(lines.append, format="{message}")
-    yield lines
-    logger.remove(sink)
 
 
 @pytest.mark.slow
