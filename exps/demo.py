@@ -1,7 +1,9 @@
 """The demo's fine-tuning run: a small YOLOX on the synthetic nuScenes set, with progressive unfreezing.
 
-Shortened so that it fits a CPU budget: 8 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. Data and outputs
-follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
+Shortened so that it fits a CPU budget: 5 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. AdamW instead of
+YOLOX's SGD because the run is minutes long: with the same schedule SGD reached val mAP@0.5 53% and HOTA 23 on the
+val sequences (best epoch), AdamW 56% and 31 (issue 14); the nuScenes exps keep SGD. Data and outputs follow
+YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
 """
 
 import os
@@ -21,11 +23,13 @@ class Exp(NuScenesExp):
         self.data_dir = os.environ.get("YOLOX_FINETUNE_DATA", "demo_output/coco")
         self.output_dir = os.environ.get("YOLOX_FINETUNE_OUTPUT", "demo_output/runs")
         self.data_num_workers = 2
-        self.max_epoch = 8
+        self.max_epoch = 5
         self.batch_size = 8
         self.warmup_epochs = 1
         self.no_aug_epochs = 1
-        self.basic_lr_per_img = 0.01 / 64.0
+        self.optimizer_name = "adamw"
+        self.weight_decay = 0.01  # AdamW's decoupled decay (torch's default); YOLOX's 5e-4 is SGD's
+        self.basic_lr_per_img = 5e-4 / 8  # AdamW: peak LR 5e-4 at batch 8
         self.min_lr_ratio = 0.05
         self.mosaic_prob = 0.5
         self.mixup_prob = 0.2
@@ -36,6 +40,6 @@ class Exp(NuScenesExp):
         self.best_metric = "HOTA:bytetrack"
         self.unfreeze_schedule = (
             Phase(1, {"head": 1.0}),
-            Phase(3, {"pafpn": 0.5, "head": 1.0}),
-            Phase(6, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}),
+            Phase(2, {"pafpn": 0.5, "head": 1.0}),
+            Phase(4, {"dark5": 0.25, "pafpn": 0.5, "head": 1.0}),
         )

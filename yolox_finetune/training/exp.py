@@ -33,6 +33,8 @@ __all__ = ["GROUPS", "NuScenesExp", "Phase", "head_only", "load_exp", "apply_ove
 #: ``frozen_groups``: those of frozen groups; ``backbone``: also those of trainable CSPDarknet/PAFPN groups;
 #: ``requires_grad_only``: none (frozen weights, moving statistics: what a plain ``requires_grad=False`` script does).
 BN_POLICIES: tuple[str, ...] = ("frozen_groups", "backbone", "requires_grad_only")
+#: what ``optimizer_name`` may say (training/trainer.py builds them).
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 
 
 class NuScenesExp(YoloxExp):
@@ -69,6 +71,10 @@ class NuScenesExp(YoloxExp):
         self.bn_policy = "frozen_groups"
         # which epoch_<N>.pth files to keep: None keeps every epoch (YOLOX's save_history_ckpt), () none
         self.ckpt_epochs: tuple[int, ...] | None = None
+        # "sgd": YOLOX's (Nesterov, ``momentum``); "adamw": betas (``momentum``, 0.999), decoupled ``weight_decay``.
+        # AdamW learns far faster in short runs from scratch (Ultralytics' "auto" picks it for short trainings);
+        # the LR schedule, groups, phases and multipliers are the same for both
+        self.optimizer_name = "sgd"
         # optional, off by default
         self.grad_clip_norm: float | None = None
         self.early_stop_patience: int | None = None
@@ -380,6 +386,10 @@ def validate_exp(exp: NuScenesExp, where: str) -> None:
         bad = {g: m for g, m in phase.lr_mult.items() if not (isinstance(m, (int, float)) and m > 0)}
         if bad:
             raise UserError(f"{where}: LR multipliers must be positive numbers: {bad}")
+    if exp.optimizer_name not in OPTIMIZERS:
+        close = difflib.get_close_matches(str(exp.optimizer_name).lower(), OPTIMIZERS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"{where}: optimizer_name must be one of {OPTIMIZERS}, not {exp.optimizer_name!r}{hint}")
     if exp.bn_policy not in BN_POLICIES:
         raise UserError(f"{where}: bn_policy must be one of {BN_POLICIES}, not {exp.bn_policy!r}")
     if exp.no_aug_epochs > exp.max_epoch or exp.warmup_epochs > exp.max_epoch:

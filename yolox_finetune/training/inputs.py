@@ -243,6 +243,11 @@ def check_start_checkpoint(exp: NuScenesExp, ckpt: str | None, resume: bool) -> 
     if resume:
         path, state = read_resume_state(ckpt, exp.run_dir, lazy=True)
         what = "--resume"
+        saved = state.get("optimizer_name", "sgd")  # states from before the choice existed are SGD's
+        if saved != exp.optimizer_name:
+            raise UserError(f"--resume: {path} was trained with optimizer_name {saved!r}, the exp now says "
+                            f"{exp.optimizer_name!r}; its optimizer state cannot continue: set optimizer_name back, "
+                            f"or start a new run from its weights with -c")
     elif ckpt:
         path = resolve_checkpoint(ckpt, exp.run_dir)
         state = read_checkpoint(path, lazy=True)

@@ -234,6 +234,7 @@ def build_plan(exp: NuScenesExp, iters_per_epoch: int | None = None, batch_size:
         "exp": exp.exp_name,
         "batch_size": batch_size,
         "base_lr": schedule.base_lr,
+        "optimizer": exp.optimizer_name,
         "total_params": sum(counts.values()),
         "groups": counts,
         "iters_per_epoch": iters_per_epoch,
@@ -281,7 +282,7 @@ def format_plan(plan: dict[str, Any]) -> str:
     """The plan as a readable table, one row per epoch, phase switches and the no-aug start marked."""
     counts = plan["groups"]
     lines = [
-        f"exp {plan['exp']}: batch {plan['batch_size']}, base LR {plan['base_lr']:.6g}, "
+        f"exp {plan['exp']}: batch {plan['batch_size']}, {plan.get('optimizer', 'sgd')} base LR {plan['base_lr']:.6g}, "
         f"{plan['iters_per_epoch']} iters/epoch ({plan.get('iters_per_epoch_source', 'given')}), "
         f"{plan['max_epoch']} epochs, warmup {plan['warmup_epochs']}, no-aug {plan['no_aug_epochs']}, "
         f"bn_policy {plan.get('bn_policy', '?')}",

@@ -98,8 +98,9 @@ class TrainOptions:
 
 
 # ---------------------------------------------------------------------- optimizer
-def build_optimizer(model: nn.Module, exp: NuScenesExp) -> torch.optim.SGD:
-    """SGD over group x kind parameter groups, every parameter included so phases never rebuild the optimizer."""
+def build_optimizer(model: nn.Module, exp: NuScenesExp) -> torch.optim.Optimizer:
+    """The exp's optimizer (YOLOX's SGD, or AdamW) over group x kind parameter groups, every parameter included so
+    phases never rebuild the optimizer; weight decay on conv/linear weights only, as YOLOX."""
     buckets: dict[tuple[str, str], list[nn.Parameter]] = {(g, k): [] for g in GROUPS for k in PARAM_KINDS}
     seen: set[int] = set()
     for name, module in unwrap(model).named_modules():
@@ -125,6 +126,8 @@ def build_optimizer(model: nn.Module, exp: NuScenesExp) -> torch.optim.SGD:
          "weight_decay": exp.weight_decay if k == "weight" else 0.0}
         for (g, k), params in buckets.items()
     ]
+    if exp.optimizer_name == "adamw":
+        return torch.optim.AdamW(param_groups, lr=0.0, betas=(exp.momentum, 0.999))
     return torch.optim.SGD(param_groups, lr=0.0, momentum=exp.momentum, nesterov=True)
 
 
@@ -661,6 +664,7 @@ class Trainer:
             "rng": rng_state(),
             "seed": self.seed,
             "exp_name": self.exp.exp_name,
+            "optimizer_name": self.exp.optimizer_name,
             "num_classes": self.exp.num_classes,
             "class_names": list(self.exp.class_names),
             "iters_per_epoch": self.iters_per_epoch,
