@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import runpy
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -27,34 +24,27 @@ TRAIN = Path(__file__).resolve().parents[2] / "tools" / "train.py"
 
 
 @pytest.fixture()
-def train_cli(run_tool, monkeypatch, capsys):
+def train_cli(run_tool, run_tool_inprocess):
     """``train_cli(*args, process=False)``: tools/train.py with these arguments, run in this process (quick: the
     imports are done) or, with ``process=True``, started as a user starts it; returns returncode, stdout, stderr."""
 
     def run(*args, process: bool = False):
-        if process:
-            return run_tool("train.py", *args)
-        monkeypatch.setattr(sys, "argv", [str(TRAIN), *map(str, args)])
-        code = 0
-        try:
-            runpy.run_path(str(TRAIN), run_name="__main__")
-        except SystemExit as stop:
-            code = stop.code
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+        return (run_tool if process else run_tool_inprocess)("train.py", *args)
 
     return run
 
 
-def one_error(proc, *expected: str) -> str:
-    """The single ``error:`` line of a failed start, after checking status and the absence of a traceback."""
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and "torch.distributed" not in proc.stderr, proc.stderr[-2000:]
-    for text in expected:
-        assert text in errors[0], errors[0]
-    return errors[0]
+@pytest.fixture()
+def one_error(one_error_line):
+    """``one_error(proc, *expected)``: the single ``error:`` line of a failed start (exit 2, no traceback), and no
+    sign of torch.distributed (torchrun was never started)."""
+
+    def check(proc, *expected: str) -> str:
+        line = one_error_line(proc, *expected)
+        assert "torch.distributed" not in proc.stderr, proc.stderr[-2000:]
+        return line
+
+    return check
 
 
 @pytest.fixture()
@@ -132,7 +122,7 @@ ANNOTATION_PROCESS_CASES = {"truncated", "unknown_category", "bbox_nan"}
 
 @pytest.mark.parametrize("case", list(ANNOTATION_CASES))
 def test_a_bad_annotation_file_is_one_line_naming_file_and_record(case, spoilt, make_tiny_exp, train_cli, tmp_path,
-                                                                  tiny_coco):
+                                                                  tiny_coco, one_error):
     change, split, raw, expected = ANNOTATION_CASES[case]
     if raw == "TRUNCATE":
         raw = (tiny_coco / "annotations" / f"{split}.json").read_text(encoding="utf-8")[:700]
@@ -143,7 +133,7 @@ def test_a_bad_annotation_file_is_one_line_naming_file_and_record(case, spoilt, 
     assert not (tmp_path / "out").exists()
 
 
-def test_several_bad_records_are_counted_in_the_one_line(spoilt, make_tiny_exp, train_cli):
+def test_several_bad_records_are_counted_in_the_one_line(spoilt, make_tiny_exp, train_cli, one_error):
     def three_bad(coco):
         for index in (2, 5, 7):
             coco["annotations"][index]["image_id"] = 500 + index
@@ -155,7 +145,8 @@ def test_several_bad_records_are_counted_in_the_one_line(spoilt, make_tiny_exp, 
 # ---------------------------------------------------------------------- 2. images missing on disk
 @pytest.mark.parametrize(("split", "lost", "process"), [("train", [2, 5], True), ("val", [0], False),
                                                         ("train", [0, 1, 3, 4, 6], False)])
-def test_missing_images_are_found_before_training(split, lost, process, spoilt, make_tiny_exp, train_cli, tmp_path):
+def test_missing_images_are_found_before_training(split, lost, process, spoilt, make_tiny_exp, train_cli, tmp_path,
+                                                  one_error):
     def rename(coco):
         for index in lost:
             coco["images"][index]["file_name"] = f"images/gone_{index}.jpg"
@@ -170,7 +161,7 @@ def test_missing_images_are_found_before_training(split, lost, process, spoilt, 
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_images_with_two_processes_are_reported_once_before_launch(spoilt, make_tiny_exp, run_tool):
+def test_missing_images_with_two_processes_are_reported_once_before_launch(spoilt, make_tiny_exp, run_tool, one_error):
     def rename(coco):
         coco["images"][1]["file_name"] = "images/gone.jpg"
 
@@ -237,13 +228,13 @@ def empty(coco):
     ("val", empty, "val.json lists no images", False),
 ])
 def test_a_split_left_with_nothing_is_an_error(split, change, expected, process, spoilt, make_tiny_exp, train_cli,
-                                               tmp_path):
+                                               tmp_path, one_error):
     proc = train_cli("-f", make_tiny_exp(), *CPU, "data_dir", spoilt(**{split: change}), process=process)
     one_error(proc, expected)
     assert not (tmp_path / "out").exists()
 
 
-def test_no_val_split_is_read_when_the_exp_does_not_evaluate(spoilt, make_tiny_exp, train_cli):
+def test_no_val_split_is_read_when_the_exp_does_not_evaluate(spoilt, make_tiny_exp, train_cli, one_error):
     proc = train_cli("-f", make_tiny_exp(), *CPU, "--resume", "data_dir", spoilt(val="not json"),
                      "eval_interval", "0")
     one_error(proc, "--resume: no checkpoint at")  # checked after the data: the broken val file was not read
@@ -266,7 +257,7 @@ OVERRIDE_PROCESS_CASES = {"max_epoch abc", "input_size 640", "max_epoch 1 --plan
     (["max_epoch", "0"], "max_epoch must be a whole number of at least 1, not 0"),
 ])
 def test_an_override_of_the_wrong_type_names_key_value_and_type(overrides, expected, make_tiny_exp, train_cli,
-                                                                 tmp_path):
+                                                                 tmp_path, one_error):
     proc = train_cli("-f", make_tiny_exp(), *CPU, *overrides, process=" ".join(overrides) in OVERRIDE_PROCESS_CASES)
     one_error(proc, expected)
     assert not (tmp_path / "out").exists()
@@ -297,7 +288,7 @@ BATCH_PROCESS_CASES = {"-b 0", "-b 3 -d 2"}
     (["-d", "0"], "-d 0: need at least one device"),
 ])
 def test_a_bad_batch_or_device_count_is_one_line_before_any_launch(args, expected, make_tiny_exp, train_cli,
-                                                                   tmp_path):
+                                                                   tmp_path, one_error):
     proc = train_cli("-f", make_tiny_exp(), *CPU, *args, process=" ".join(args) in BATCH_PROCESS_CASES)
     one_error(proc, expected)
     assert proc.stderr.count(expected) == 1 and "OMP_NUM_THREADS" not in proc.stderr  # torchrun never started
@@ -334,7 +325,7 @@ def earlier_run(tmp_path, make_tiny_exp):
      "has depth 0.33, width 0.25; set depth and width in the exp to the checkpoint's"),
 ])
 def test_a_checkpoint_of_another_size_is_refused_and_the_run_untouched(args, expected, earlier_run, train_cli,
-                                                                        snapshot):
+                                                                        snapshot, one_error):
     exp_file, run_dir = earlier_run
     before = snapshot(run_dir)
     started_apart = args[:2] == ["--resume", "width"]  # one case as a separate process
@@ -343,7 +334,7 @@ def test_a_checkpoint_of_another_size_is_refused_and_the_run_untouched(args, exp
     assert snapshot(run_dir) == before  # not even the log grew; --overwrite deleted nothing
 
 
-def test_a_new_run_from_a_checkpoint_of_another_size_leaves_no_run_dir(earlier_run, run_tool, tmp_path):
+def test_a_new_run_from_a_checkpoint_of_another_size_leaves_no_run_dir(earlier_run, run_tool, tmp_path, one_error):
     exp_file, run_dir = earlier_run
     proc = run_tool("train.py", "-f", exp_file, *CPU, "-c", run_dir / "epoch_1.pth", "exp_name", "wider",
                     "width", "0.25")
@@ -351,7 +342,7 @@ def test_a_new_run_from_a_checkpoint_of_another_size_leaves_no_run_dir(earlier_r
     assert not (tmp_path / "out" / "wider").exists()
 
 
-def test_resume_without_a_checkpoint_leaves_no_run_dir(make_tiny_exp, train_cli, tmp_path):
+def test_resume_without_a_checkpoint_leaves_no_run_dir(make_tiny_exp, train_cli, tmp_path, one_error):
     proc = train_cli("-f", make_tiny_exp(), *CPU, "--resume")
     one_error(proc, f"--resume: no checkpoint at {tmp_path}/out/tiny/latest_ckpt.pth")
     assert not (tmp_path / "out").exists()
