@@ -2,7 +2,10 @@
 runner for the real command-line tools.
 
 Tests that start a tool in a subprocess (the ``run_tool`` fixture) or live in ``e2e/`` are marked ``slow``:
-``pytest -m "not slow"`` is the quick inner loop, ``make test`` runs everything.
+``pytest -m "not slow"`` is the quick inner loop, ``make test`` runs everything. Each subprocess pays seconds of
+interpreter start and torch/YOLOX imports, so most bad-input cases run the same tool in the test process
+(``run_tool_inprocess``, same arguments and result) and keep a few cases per tool and kind as real processes;
+``one_error_line`` checks the bad-input guarantee (exit 2, one ``error:`` line, no traceback) for both.
 """
 
 from __future__ import annotations
@@ -172,8 +175,9 @@ class _RestoredProcessState:
         os.umask(self.umask)
         for sig, handler in self.signals.items():
             signal.signal(sig, handler)
+        handlers, level, disabled = self.logging
         root = logging.getLogger()
-        root.handlers[:], (_, level, disabled) = self.logging[0], self.logging
+        root.handlers[:] = handlers
         root.setLevel(level)
         logging.disable(disabled)
         current = set(logger._core.handlers)
