@@ -2,11 +2,16 @@
 runner for the real command-line tools.
 
 Tests that start a tool in a subprocess (the ``run_tool`` fixture) or live in ``e2e/`` are marked ``slow``:
-``pytest -m "not slow"`` is the quick inner loop, ``make test`` runs everything.
+``pytest -m "not slow"`` is the quick inner loop, ``make test`` runs everything. Each subprocess pays seconds of
+interpreter start and torch/YOLOX imports, so most bad-input cases run the same tool in the test process
+(``run_tool_inprocess``, same arguments and result) and keep a few cases per tool and kind as real processes;
+``one_error_line`` checks the bad-input guarantee (exit 2, one ``error:`` line, no traceback) for both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -126,6 +131,134 @@ def run_tool():
                               capture_output=True, text=True, env=full_env, timeout=timeout)
 
     return run
+
+
+class _RestoredProcessState:
+    """What a tool may change in the process that runs it, saved on entry and put back on exit, so that tools run
+    one after another in the test process do not see each other (a subprocess gets all of this fresh)."""
+
+    def __enter__(self):
+        import logging
+        import random
+        import signal
+
+        from loguru import logger
+
+        self.environ = dict(os.environ)
+        self.cwd = os.getcwd()
+        self.argv, self.path = list(sys.argv), list(sys.path)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        root = logging.getLogger()
+        self.logging = (list(root.handlers), root.level, logging.root.manager.disable)
+        self.loguru_handlers = set(logger._core.handlers)  # no public way to list the handlers
+        self.random = random.getstate()
+        self.numpy = np.random.get_state()
+        self.torch = None
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            self.torch = (torch.get_num_threads(), torch.get_rng_state())
+        return self
+
+    def __exit__(self, *exc_info):
+        import logging
+        import random
+        import signal
+
+        from loguru import logger
+
+        os.environ.clear()
+        os.environ.update(self.environ)
+        os.chdir(self.cwd)
+        sys.argv[:], sys.path[:] = self.argv, self.path
+        os.umask(self.umask)
+        for sig, handler in self.signals.items():
+            signal.signal(sig, handler)
+        handlers, level, disabled = self.logging
+        root = logging.getLogger()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.disable(disabled)
+        current = set(logger._core.handlers)
+        for added in current - self.loguru_handlers:  # sinks the tool added (e.g. on the captured stderr)
+            with contextlib.suppress(ValueError):
+                logger.remove(added)
+        if self.loguru_handlers - current:  # the tool removed the test session's sinks: give stderr one back
+            logger.add(sys.stderr)
+        random.setstate(self.random)
+        np.random.set_state(self.numpy)
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            if self.torch is not None:
+                torch.set_num_threads(self.torch[0])
+                torch.set_rng_state(self.torch[1])
+        return False
+
+
+def run_tool_in_process(tool: str, *args: str, env: dict | None = None,
+                        timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``python tools/<tool> ARGS`` run inside the test process, as ``run_tool`` runs it in a new one: the script
+    runs as ``__main__`` (its ``if __name__ == "__main__"`` line and ``cli_entry`` included) from the repo root
+    with ``env`` added to the environment; stdout, stderr and loguru's messages are captured as text; the exit
+    status is what the interpreter would return (``SystemExit`` code, 1 with the traceback printed for an
+    uncaught exception). Quick: the imports are already done. ``timeout`` is accepted for the same signature
+    and not enforced. A tool that starts processes of its own (``train.py -d 2``) needs ``run_tool``: their
+    output goes past this capture."""
+    import runpy
+    import traceback
+
+    from loguru import logger
+
+    script = REPO / "tools" / tool
+    out, err = io.StringIO(), io.StringIO()
+    with _RestoredProcessState(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        os.environ.update(PYTHONPATH=str(REPO), **(env or {}))
+        os.chdir(REPO)
+        sys.argv[:] = [str(script), *map(str, args)]
+        sys.path.insert(0, str(script.parent))  # as `python tools/x.py` puts the script's folder first
+        logger.add(err)  # loguru's default sink holds the stderr of the session's start, not this one
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            if stop.code is None or isinstance(stop.code, int):
+                code = stop.code or 0
+            else:
+                print(stop.code, file=err)
+                code = 1
+        except Exception:  # what the interpreter does with an uncaught exception
+            traceback.print_exc(file=err)
+            code = 1
+    return subprocess.CompletedProcess([sys.executable, str(script), *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+
+
+@pytest.fixture()
+def run_tool_inprocess():
+    """``run_tool_inprocess("train.py", *args, env=None)``: like ``run_tool`` (same arguments, same result) but in
+    this process, seconds quicker per call; see ``run_tool_in_process`` for what it restores afterwards."""
+    return run_tool_in_process
+
+
+def assert_one_error_line(proc, *fragments: str, last: bool = False) -> str:
+    """The guarantee for bad input: exit status 2, exactly one ``error:`` line holding every fragment, no
+    traceback (``last``: and nothing after that line); returns the line."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    if last:
+        assert proc.stderr.strip().endswith(errors[0]), proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.fixture()
+def one_error_line():
+    """``one_error_line(proc, *fragments, last=False)``: see ``assert_one_error_line``."""
+    return assert_one_error_line
 
 
 def pytest_collection_modifyitems(config, items):

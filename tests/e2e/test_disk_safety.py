@@ -64,15 +64,8 @@ def user_folder(path: Path) -> Path:
     return path
 
 
-def one_error_line(proc) -> str:
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    return errors[0]
-
-
 @pytest.mark.parametrize("tool", TOOLS)
-def test_foreign_folder_survives_byte_for_byte(tool, inputs, tmp_path, run_tool, snapshot):
+def test_foreign_folder_survives_byte_for_byte(tool, inputs, tmp_path, run_tool, snapshot, one_error_line):
     out = user_folder(tmp_path / "mine")
     before = snapshot(out)
     line = one_error_line(run_tool(tool, *command(tool, inputs, out)))
@@ -81,19 +74,22 @@ def test_foreign_folder_survives_byte_for_byte(tool, inputs, tmp_path, run_tool,
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_folder_written_by_the_same_tool_is_replaced(tool, inputs, tmp_path, run_tool):
+def test_folder_written_by_the_same_tool_is_replaced(tool, inputs, tmp_path, run_tool, run_tool_inprocess,
+                                                     one_error_line):
+    """The replacing run is the real command line; the first run (which only writes the folder) and the refusal
+    (the real command line refuses in the test above) run the tool's ``__main__`` in this process."""
     out = tmp_path / "out"
-    for attempt in range(2):
-        proc = run_tool(tool, *command(tool, inputs, out))
+    for attempt, runner in enumerate((run_tool_inprocess, run_tool)):
+        proc = runner(tool, *command(tool, inputs, out))
         assert proc.returncode == 0, (attempt, proc.stderr[-2000:])
         assert read_marker(out)["tool"] == tool.removesuffix(".py")
     (out / "my_notes.txt").write_text("added by the user afterwards")
-    line = one_error_line(run_tool(tool, *command(tool, inputs, out)))
+    line = one_error_line(run_tool_inprocess(tool, *command(tool, inputs, out)))
     assert "my_notes.txt" in line
     assert (out / "my_notes.txt").read_text() == "added by the user afterwards"
 
 
-def test_demo_refuses_a_folder_with_foreign_content_before_any_step(tmp_path, run_tool, snapshot):
+def test_demo_refuses_a_folder_with_foreign_content_before_any_step(tmp_path, run_tool, snapshot, one_error_line):
     out = tmp_path / "data"
     user_folder(out / "nuscenes")  # the user's real nuScenes where the demo would put its synthetic one
     before = snapshot(out)
@@ -117,7 +113,8 @@ def test_output_folders_honour_the_umask(umask, inputs, tmp_path, run_tool):
         os.umask(old)
 
 
-def test_full_disk_during_a_conversion_keeps_the_previous_output(inputs, small_disk, fill, run_tool, snapshot):
+def test_full_disk_during_a_conversion_keeps_the_previous_output(inputs, small_disk, fill, run_tool, snapshot,
+                                                                 one_error_line):
     disk = small_disk(8)
     out = disk / "converted"
     assert run_tool("convert_nuscenes.py", *command("convert_nuscenes.py", inputs, out)).returncode == 0
@@ -129,14 +126,16 @@ def test_full_disk_during_a_conversion_keeps_the_previous_output(inputs, small_d
     assert sorted(p.name for p in disk.iterdir()) == ["converted", "filler.bin"]  # no staging debris
 
 
-def test_full_disk_during_a_checkpoint_save_is_one_line(make_tiny_exp, small_disk, fill, run_tool):
+def test_full_disk_during_a_checkpoint_save_is_one_line(make_tiny_exp, small_disk, fill, run_tool, run_tool_inprocess,
+                                                        one_error_line):
     disk = small_disk(64)
     exp_file = make_tiny_exp(f"""
         self.output_dir = {str(disk / "runs")!r}
         self.max_epoch = 2
         self.no_aug_epochs = 0
+        self.eval_interval = 0  # the checkpoint save is what meets the full disk: no validation pass needed
     """)
-    first = run_tool("train.py", "-f", exp_file, "--device", "cpu", "max_epoch", "1")
+    first = run_tool_inprocess("train.py", "-f", exp_file, "--device", "cpu", "max_epoch", "1")
     assert first.returncode == 0, first.stderr[-2000:]
     latest = disk / "runs" / "tiny" / "latest_ckpt.pth"
     before = latest.read_bytes()

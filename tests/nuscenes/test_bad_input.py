@@ -2,7 +2,9 @@
 argument and the fix, exit 2, no traceback, and no output folder (or the previous one untouched).
 
 Each case corrupts a copy of the tiny synthetic release's tables (the real nuScenes schema), as a broken download,
-a hand edit or two releases extracted into one folder would.
+a hand edit or two releases extracted into one folder would. The first case of each parametrized test and a few
+others start the tool as a separate process, as a user does (``run_tool``); the rest run its ``__main__`` in the test
+process (``run_tool_inprocess``: same arguments, same result, no interpreter start).
 """
 
 from __future__ import annotations
@@ -21,26 +23,32 @@ from yolox_finetune.nuscenes.synthetic.generate import SYNTHETIC_VERSION as VERS
 TOOL = "convert_nuscenes.py"
 
 
-def _convert(run_tool, root: Path, out: Path, *args: str, version: str = VERSION):
-    return run_tool(TOOL, "--dataroot", str(root), "--version", version, "--out", str(out), "--cameras",
-                    "CAM_FRONT", *args, timeout=300)
+@pytest.fixture()
+def runner(request, run_tool, run_tool_inprocess):
+    """How this test runs the tool: a separate process for the first parameter set of a parametrized test, in this
+    process for the other sets and for tests without parameters (those pick ``run_tool`` themselves where wanted)."""
+    callspec = getattr(request.node, "callspec", None)
+    return run_tool if callspec is not None and not any(callspec.indices.values()) else run_tool_inprocess
 
 
-def _one_error(done) -> str:
-    """The single `error:` line of a failed run (asserting exit 2 and no traceback)."""
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and done.stderr.strip().endswith(errors[0]), done.stderr[-2000:]
-    return errors[0]
+@pytest.fixture()
+def fails(tmp_path, one_error_line):
+    """``fails(runner, root, *args, version=VERSION)``: converts ``root`` to ``tmp_path/out``, expects one error line
+    (exit 2, no traceback, nothing after it) and no output or staging folder; returns the line."""
+
+    def check(runner, root: Path, *args: str, version: str = VERSION) -> str:
+        out = tmp_path / "out"
+        error = one_error_line(_convert(runner, root, out, *args, version=version), last=True)
+        assert not out.exists(), "a failed conversion must leave no output folder"
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")], "no staging folder left behind"
+        return error
+
+    return check
 
 
-def _fails(run_tool, root: Path, tmp_path: Path, *args: str, version: str = VERSION) -> str:
-    out = tmp_path / "out"
-    error = _one_error(_convert(run_tool, root, out, *args, version=version))
-    assert not out.exists(), "a failed conversion must leave no output folder"
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")], "no staging folder left behind"
-    return error
+def _convert(runner, root: Path, out: Path, *args: str, version: str = VERSION):
+    return runner(TOOL, "--dataroot", str(root), "--version", version, "--out", str(out), "--cameras", "CAM_FRONT",
+                  *args, timeout=300)
 
 
 # --- table files -----------------------------------------------------------------------------------------------
@@ -66,10 +74,10 @@ def _truncate(name):
     (_write("category", b"[1, 2]"), r"category\.json: record 0 is a JSON int \(1\), not an object"),
     (_write("log", b'["\xff"]'), r"log\.json is not UTF-8 text \(byte 0xff"),
 ], ids=["missing", "truncated", "empty", "not-a-list", "not-records", "not-utf8"])
-def test_a_damaged_table_file_is_named(synthetic_root, derive_release, tmp_path, run_tool, damage, expected):
+def test_a_damaged_table_file_is_named(synthetic_root, derive_release, tmp_path, runner, fails, damage, expected):
     root = derive_release(synthetic_root, tmp_path / "release", VERSION)
     damage(root / VERSION)
-    error = _fails(run_tool, root, tmp_path)
+    error = fails(runner, root)
     assert re.search(expected, error), error
 
 
@@ -94,11 +102,11 @@ def _set(table: str, index: int, **values):
     (lambda tables: tables["sample"].append(dict(tables["sample"][0])), "sample", 0,
      "sample.json: token {token} appears more than once"),
 ], ids=["no-reference-field", "no-token", "no-filename", "short-size", "null-rotation", "repeated-token"])
-def test_a_damaged_record_is_named(synthetic_root, derive_release, tmp_path, run_tool, edit, table, index,
+def test_a_damaged_record_is_named(synthetic_root, derive_release, tmp_path, runner, fails, edit, table, index,
                                    expected):
     token = json.loads((synthetic_root / VERSION / f"{table}.json").read_text())[index]["token"]
     root = derive_release(synthetic_root, tmp_path / "release", VERSION, edit=edit)
-    error = _fails(run_tool, root, tmp_path)
+    error = fails(runner, root)
     assert expected.format(token=token) in error and "restore v1.0-synthetic/" in error, error
 
 
@@ -119,7 +127,7 @@ def test_a_damaged_record_is_named(synthetic_root, derive_release, tmp_path, run
     ("scene", "first_sample_token", "sample"),
     ("calibrated_sensor", "sensor_token", "sensor"),
 ])
-def test_a_token_pointing_nowhere_is_named_before_anything_runs(synthetic_root, derive_release, tmp_path, run_tool,
+def test_a_token_pointing_nowhere_is_named_before_anything_runs(synthetic_root, derive_release, tmp_path, runner, fails,
                                                                 table, field, target):
     """Three records point at a token that no record has: the error names the table, the first record's token, the
     missing token and the count (the devkit would stop on a bare KeyError here, or silently skip the record)."""
@@ -131,19 +139,19 @@ def test_a_token_pointing_nowhere_is_named_before_anything_runs(synthetic_root, 
             broken_tokens.append(record["token"])
 
     root = derive_release(synthetic_root, tmp_path / "release", VERSION, edit=dangle)
-    error = _fails(run_tool, root, tmp_path)
+    error = fails(runner, root)
     assert f"{table}.json: record 0 (token {broken_tokens[0]}) points in {field} to {target} \"ghost-token\"" in error
     assert f"which is not in {target}.json (3 of " in error and "different releases" in error, error
 
 
-def test_several_broken_references_are_counted_in_the_one_line(synthetic_root, derive_release, tmp_path, run_tool):
+def test_several_broken_references_are_counted_in_the_one_line(synthetic_root, derive_release, tmp_path, runner, fails):
     def dangle(tables):
         tables["sample"][0]["scene_token"] = "ghost"
         for ann in tables["sample_annotation"][:4]:
             ann["instance_token"] = "ghost"
 
     root = derive_release(synthetic_root, tmp_path / "release", VERSION, edit=dangle)
-    error = _fails(run_tool, root, tmp_path)
+    error = fails(runner, root)
     assert "sample.json: record 0" in error
     assert "4 more broken reference(s) in sample_annotation.instance_token" in error, error
 
@@ -164,35 +172,35 @@ def test_several_broken_references_are_counted_in_the_one_line(synthetic_root, d
     ("class.json", '{"vehicle.car": "Car"}', "unknown class name(s) Car (did you mean car?)"),
     ("nulls.json", '{"vehicle.car": null}', "leaves no category mapped to a class"),
 ])
-def test_a_malformed_class_map_is_named_before_the_tables_load(synthetic_root, tmp_path, run_tool, name, content,
+def test_a_malformed_class_map_is_named_before_the_tables_load(synthetic_root, tmp_path, runner, fails, name, content,
                                                                expected):
     mapping = tmp_path / name
     mapping.write_bytes(content if isinstance(content, bytes) else content.encode())
-    error = _fails(run_tool, synthetic_root, tmp_path, "--class-map", str(mapping))
+    error = fails(runner, synthetic_root, "--class-map", str(mapping))
     assert error.startswith(f"error: --class-map {mapping}") and expected in error, error
 
 
-def test_a_key_that_is_no_category_is_an_error_with_close_names(synthetic_root, tmp_path, run_tool):
+def test_a_key_that_is_no_category_is_an_error_with_close_names(synthetic_root, tmp_path, runner, fails):
     """Lesson 4: nuScenes has no plain vehicle.bus. One unknown key is an error too, not a warning: --class-map drops
     every category it does not name, so the typo would silently remove buses from the training data."""
     some = tmp_path / "some.json"
     some.write_text(json.dumps({"vehicle.car": "car", "vehicle.bus": "bus"}))
-    error = _fails(run_tool, synthetic_root, tmp_path, "--class-map", str(some))
+    error = fails(runner, synthetic_root, "--class-map", str(some))
     assert "1 of its 2 keys is not a nuScenes category of v1.0-synthetic: 'vehicle.bus' (did you mean " \
            "vehicle.bus.bendy, vehicle.bus.rigid?)" in error, error
     every = tmp_path / "every.yaml"
     every.write_text("vehicle.bus: bus\npedestrian: pedestrian\nvehicle.cars: car\n")
-    error = _fails(run_tool, synthetic_root, tmp_path, "--class-map-update", str(every))
+    error = fails(runner, synthetic_root, "--class-map-update", str(every))
     assert "none of its 3 keys is a nuScenes category" in error and "human.pedestrian.adult" in error
     assert "'vehicle.cars' (did you mean vehicle.car" in error, error
 
 
-def test_a_yaml_class_map_converts(synthetic_root, tmp_path, run_tool):
+def test_a_yaml_class_map_converts(synthetic_root, tmp_path, runner):
     mapping = tmp_path / "map.yaml"
     mapping.write_text("vehicle.car: car\nvehicle.bus.rigid: bus\nvehicle.bus.bendy: bus\n")
     out = tmp_path / "out"
-    done = run_tool(TOOL, "--dataroot", str(synthetic_root), "--version", VERSION, "--out", str(out),
-                    "--class-map", str(mapping), timeout=300)
+    done = runner(TOOL, "--dataroot", str(synthetic_root), "--version", VERSION, "--out", str(out),
+                  "--class-map", str(mapping), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["splits"]["train"]["boxes_per_class"]) <= {"car", "bus"}
@@ -220,45 +228,46 @@ def test_dropped_categories_are_counted_in_the_summary_and_the_line(synthetic_ro
         assert counted in done.stdout
 
 
-def test_a_train_split_without_boxes_is_an_error(synthetic_root, derive_release, tmp_path, run_tool):
+def test_a_train_split_without_boxes_is_an_error(synthetic_root, derive_release, tmp_path, runner, fails):
     instances = json.loads((synthetic_root / VERSION / "instance.json").read_text())
     used = {i["category_token"] for i in instances}
     unused = next(c["name"] for c in json.loads((synthetic_root / VERSION / "category.json").read_text())
                   if c["token"] not in used)
     mapping = tmp_path / "unused.json"
     mapping.write_text(json.dumps({unused: "car"}))
-    error = _fails(run_tool, synthetic_root, tmp_path, "--class-map", str(mapping))
+    error = fails(runner, synthetic_root, "--class-map", str(mapping))
     assert error.startswith("error: the train split would hold no annotated box") and "nothing was written" in error
     assert f"the class map keeps 1 categories ({unused})" in error, error
 
     root = derive_release(synthetic_root, tmp_path / "no_images", VERSION)
     (root / "samples").unlink()
     (root / "samples").mkdir()  # every keyframe image missing: --allow-missing would skip them all
-    error = _fails(run_tool, root, tmp_path, "--allow-missing")
+    error = fails(runner, root, "--allow-missing")
     assert "the train split would hold no annotated box (0 images from --cameras CAM_FRONT" in error, error
 
 
 # --- dataroot, version, cameras ----------------------------------------------------------------------------------
 
 
-def test_a_folder_that_is_not_a_dataroot_says_where_the_release_is(synthetic_root, tmp_path, run_tool):
-    error = _fails(run_tool, synthetic_root / VERSION, tmp_path)
+def test_a_folder_that_is_not_a_dataroot_says_where_the_release_is(synthetic_root, tmp_path, run_tool, runner,
+                                                                    fails):
+    error = fails(run_tool, synthetic_root / VERSION)  # a separate process; the others in this one
     assert f"is itself a table folder; pass --dataroot {synthetic_root} --version {VERSION}" in error, error
     parent = tmp_path / "data"
     parent.mkdir()
     os.symlink(synthetic_root, parent / "nuscenes")
-    error = _fails(run_tool, parent, tmp_path)
+    error = fails(runner, parent)
     assert "is not a nuScenes dataroot" in error and f"--dataroot {parent / 'nuscenes'} --version {VERSION}" in error
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "is not a nuScenes dataroot" in _fails(run_tool, empty, tmp_path)
-    assert "does not exist" in _fails(run_tool, tmp_path / "nowhere", tmp_path)
+    assert "is not a nuScenes dataroot" in fails(runner, empty)
+    assert "does not exist" in fails(runner, tmp_path / "nowhere")
 
 
-def test_an_unknown_version_lists_the_versions_found(synthetic_root, tmp_path, run_tool):
-    error = _fails(run_tool, synthetic_root, tmp_path, version="v1.0-trainval")
+def test_an_unknown_version_lists_the_versions_found(synthetic_root, tmp_path, runner, fails):
+    error = fails(runner, synthetic_root, version="v1.0-trainval")
     assert f"versions found in {synthetic_root}: {VERSION}); pass --version with one of them" in error, error
-    error = _fails(run_tool, synthetic_root.parent, tmp_path, version=f"{synthetic_root.name}/{VERSION}")
+    error = fails(runner, synthetic_root.parent, version=f"{synthetic_root.name}/{VERSION}")
     assert "must be the name of a table folder inside the dataroot" in error, error
 
 
@@ -268,10 +277,10 @@ def test_an_unknown_version_lists_the_versions_found(synthetic_root, tmp_path, r
     (["CAM_FRONT", "CAM_TOP"], "unknown camera(s) CAM_TOP in {table_dir}"),
     (["all", "CAM_FRONT"], "--cameras all already means every camera"),
 ])
-def test_an_unknown_camera_lists_the_valid_ones(synthetic_root, tmp_path, run_tool, cameras, expected):
-    done = run_tool(TOOL, "--dataroot", str(synthetic_root), "--version", VERSION, "--out", str(tmp_path / "out"),
-                    "--cameras", *cameras, timeout=300)
-    error = _one_error(done)
+def test_an_unknown_camera_lists_the_valid_ones(synthetic_root, tmp_path, runner, one_error_line, cameras, expected):
+    done = runner(TOOL, "--dataroot", str(synthetic_root), "--version", VERSION, "--out", str(tmp_path / "out"),
+                  "--cameras", *cameras, timeout=300)
+    error = one_error_line(done, last=True)
     assert expected.format(table_dir=synthetic_root / VERSION) in error, error
     assert "CAM_BACK, CAM_BACK_LEFT, CAM_BACK_RIGHT, CAM_FRONT, CAM_FRONT_LEFT, CAM_FRONT_RIGHT" in error
     assert not (tmp_path / "out").exists()
@@ -280,16 +289,17 @@ def test_an_unknown_camera_lists_the_valid_ones(synthetic_root, tmp_path, run_to
 # --- a failed rerun leaves the previous conversion as it was ------------------------------------------------------
 
 
-def test_a_failed_overwrite_keeps_the_previous_output(synthetic_root, derive_release, tmp_path, run_tool, snapshot):
+def test_a_failed_overwrite_keeps_the_previous_output(synthetic_root, derive_release, tmp_path, runner, one_error_line,
+                                                      snapshot):
     out = tmp_path / "out"
-    assert _convert(run_tool, synthetic_root, out).returncode == 0
+    assert _convert(runner, synthetic_root, out).returncode == 0
     before = snapshot(out)
     broken = derive_release(synthetic_root, tmp_path / "broken", VERSION,
                             edit=_set("sample_data", 0, ego_pose_token="ghost-token"))
     bus = tmp_path / "bus.json"
     bus.write_text(json.dumps({"vehicle.bus": "bus"}))
-    for done in (_convert(run_tool, broken, out, "--overwrite"),
-                 _convert(run_tool, synthetic_root, out, "--overwrite", "--class-map", str(bus))):
-        _one_error(done)
+    for done in (_convert(runner, broken, out, "--overwrite"),
+                 _convert(runner, synthetic_root, out, "--overwrite", "--class-map", str(bus))):
+        one_error_line(done, last=True)
         assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "bus.json", "out"], "no staging folder left"

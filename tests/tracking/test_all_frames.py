@@ -97,11 +97,11 @@ def test_interpolation_is_reported_beside_the_raw_tracker(all_frames, tmp_path):
                    "--interpolate", "-1"])
 
 
-def test_conf_sweep_reports_interpolated_runs_beside_raw_ones(all_frames, tmp_path, run_tool):
+def test_conf_sweep_reports_interpolated_runs_beside_raw_ones(all_frames, tmp_path, run_tool_inprocess):
     root, _, _ = all_frames
     out = tmp_path / "sweep"
-    done = run_tool("conf_sweep.py", "--dets", root / "dets", "--gt", root / "gt", "--out", out, "--tracker",
-                    "bytetrack", "--conf", "0.3,0.6", "--interpolate", "10", "--jobs", "1")
+    done = run_tool_inprocess("conf_sweep.py", "--dets", root / "dets", "--gt", root / "gt", "--out", out,
+                              "--tracker", "bytetrack", "--conf", "0.3,0.6", "--interpolate", "10", "--jobs", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     import csv
 

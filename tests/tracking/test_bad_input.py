@@ -1,6 +1,9 @@
 """Bad input to the tracking and analysis tools (track_eval, conf_sweep, tune_trackers, visualize, analyze_runs),
 through their command lines: one ``error:`` line, exit 2, no traceback, and no output folder or file left behind;
-what the tools tolerate (a half-written last line of metrics.jsonl) they keep tolerating, and say so."""
+what the tools tolerate (a half-written last line of metrics.jsonl) they keep tolerating, and say so.
+
+Most cases run the tool's own ``__main__`` in the test process (``run_tool_inprocess``: the imports are done once);
+one case of each tool and kind starts it as a separate process, exactly as a user does (``run_tool``)."""
 
 from __future__ import annotations
 
@@ -28,16 +31,6 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-def assert_one_error_line(proc, *fragments: str) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
-
-
 # -- --tracker-config -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("content, fragments", [
@@ -50,12 +43,14 @@ def assert_one_error_line(proc, *fragments: str) -> str:
     ("- bytetrack\n- botsort\n", ["expected tracker options"]),
     (b"tracker: bytetrack\nlow_thresh: \xff\xfe\n", ["not a UTF-8 text file"]),
 ])
-def test_a_bad_tracker_config_is_one_line_naming_the_file(dataset, tmp_path, run_tool, content, fragments):
+def test_a_bad_tracker_config_is_one_line_naming_the_file(dataset, tmp_path, run_tool, run_tool_inprocess,
+                                                          one_error_line, content, fragments):
     config = tmp_path / "mine.yaml"
     config.write_bytes(content if isinstance(content, bytes) else content.encode())
-    proc = run_tool("track_eval.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out",
-                    "--tracker-config", config, timeout=120)
-    assert_one_error_line(proc, str(config), *fragments)
+    runner = run_tool if content == "tracker: sort\n" else run_tool_inprocess  # one in its own process
+    proc = runner("track_eval.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out",
+                  "--tracker-config", config, timeout=120)
+    one_error_line(proc, str(config), *fragments)
     assert not (tmp_path / "out").exists()
 
 
@@ -91,19 +86,22 @@ def run_dir_exp(make_tiny_exp, dataset, tmp_path) -> tuple[Path, Path]:
     ("epoch_1", "test", ["no sequences in", "test"]),
 ])
 def test_a_missing_checkpoint_or_an_empty_split_is_refused_before_the_detector(run_dir_exp, tmp_path, run_tool,
+                                                                               run_tool_inprocess, one_error_line,
                                                                                ckpt, split, fragments):
     exp_file, run_dir = run_dir_exp
-    proc = run_tool("track_eval.py", "-f", exp_file, "--ckpt", ckpt, "--split", split, "--data", tmp_path / "mot",
-                    "--device", "cpu", timeout=300)
-    assert_one_error_line(proc, *fragments)
+    runner = run_tool if ckpt == "epoch_9" else run_tool_inprocess  # one in its own process
+    proc = runner("track_eval.py", "-f", exp_file, "--ckpt", ckpt, "--split", split, "--data", tmp_path / "mot",
+                  "--device", "cpu", timeout=300)
+    one_error_line(proc, *fragments)
     assert not (run_dir / "tracking").exists()  # no det cache, no output folder
 
 
-def test_a_sweep_over_checkpoints_checks_every_one_before_detecting(run_dir_exp, tmp_path, run_tool):
+def test_a_sweep_over_checkpoints_checks_every_one_before_detecting(run_dir_exp, tmp_path, run_tool_inprocess,
+                                                                    one_error_line):
     exp_file, run_dir = run_dir_exp
-    proc = run_tool("conf_sweep.py", "-f", exp_file, "--ckpt", "epoch_1", "epoch_7", "--data", tmp_path / "mot",
-                    "--device", "cpu", "--conf", "0.5", timeout=300)
-    assert_one_error_line(proc, "no checkpoint 'epoch_7'")
+    proc = run_tool_inprocess("conf_sweep.py", "-f", exp_file, "--ckpt", "epoch_1", "epoch_7", "--data",
+                              tmp_path / "mot", "--device", "cpu", "--conf", "0.5", timeout=300)
+    one_error_line(proc, "no checkpoint 'epoch_7'")
     assert not (run_dir / "tracking").exists()
 
 
@@ -117,10 +115,12 @@ def test_a_sweep_over_checkpoints_checks_every_one_before_detecting(run_dir_exp,
     (["--jobs", "-1"], ["--jobs -1"]),
     (["--iou", "7"], ["--iou 7.0"]),
 ])
-def test_a_sweep_too_big_or_badly_set_is_refused_before_any_work(dataset, tmp_path, run_tool, args, fragments):
-    proc = run_tool("conf_sweep.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out",
-                    *args, timeout=120)
-    assert_one_error_line(proc, *fragments)
+def test_a_sweep_too_big_or_badly_set_is_refused_before_any_work(dataset, tmp_path, run_tool, run_tool_inprocess,
+                                                                  one_error_line, args, fragments):
+    runner = run_tool if args[0] == "--grid" and "track_buffer" in args[-1] else run_tool_inprocess  # one apart
+    proc = runner("conf_sweep.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out",
+                  *args, timeout=120)
+    one_error_line(proc, *fragments)
     assert not (tmp_path / "out").exists()
 
 
@@ -130,19 +130,21 @@ def test_a_sweep_too_big_or_badly_set_is_refused_before_any_work(dataset, tmp_pa
     (["--workers", "0"], ["--workers 0"]),
     (["--population", "1"], ["--population 1"]),
 ])
-def test_tuning_without_trials_to_run_is_refused_before_any_work(dataset, tmp_path, run_tool, args, fragments):
-    proc = run_tool("tune_trackers.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out",
-                    tmp_path / "out", *args, timeout=120)
-    assert_one_error_line(proc, *fragments)
+def test_tuning_without_trials_to_run_is_refused_before_any_work(dataset, tmp_path, run_tool, run_tool_inprocess,
+                                                                  one_error_line, args, fragments):
+    runner = run_tool if args == ["--trials", "-3"] else run_tool_inprocess  # one in its own process
+    proc = runner("tune_trackers.py", "--dets", dataset / "dets", "--gt", dataset / "gt", "--out",
+                  tmp_path / "out", *args, timeout=120)
+    one_error_line(proc, *fragments)
     assert not (tmp_path / "out").exists()
 
 
-def test_zero_trials_rewrite_the_outputs_of_an_existing_study(dataset, tmp_path, run_tool):
+def test_zero_trials_rewrite_the_outputs_of_an_existing_study(dataset, tmp_path, run_tool_inprocess):
     args = ["--dets", dataset / "dets", "--gt", dataset / "gt", "--out", tmp_path / "out", "--search", "match_thresh"]
-    first = run_tool("tune_trackers.py", *args, "--trials", "1", timeout=300)
+    first = run_tool_inprocess("tune_trackers.py", *args, "--trials", "1", timeout=300)
     assert first.returncode == 0, first.stderr
     (tmp_path / "out" / "summary.md").unlink()
-    again = run_tool("tune_trackers.py", *args, "--trials", "0", timeout=300)
+    again = run_tool_inprocess("tune_trackers.py", *args, "--trials", "0", timeout=300)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "out" / "summary.md").is_file()
 
@@ -175,7 +177,8 @@ def sequence(tmp_path) -> tuple[Path, Path, Path]:
     ("zero_fps", ["--fps 0.0"]),
     ("no_frames", ["--max-frames 0"]),
 ])
-def test_visualize_refuses_bad_ranges_and_foreign_results(sequence, tmp_path, run_tool, case, fragments):
+def test_visualize_refuses_bad_ranges_and_foreign_results(sequence, tmp_path, run_tool, run_tool_inprocess,
+                                                          one_error_line, case, fragments):
     seq, own, other = sequence
     out = tmp_path / "picture.png"
     args = {"frames_outside": ["--frames", "10:20"], "frames_reversed": ["--frames", "5:2"],
@@ -183,15 +186,17 @@ def test_visualize_refuses_bad_ranges_and_foreign_results(sequence, tmp_path, ru
             "zero_fps": ["--fps", "0"], "no_frames": ["--max-frames", "0"]}[case]
     results = other if case == "other_sequence" else own
     folder = tmp_path / "nowhere" if case == "no_sequence" else seq
-    proc = run_tool("visualize.py", "--seq", folder, "--results", results, "--out", out, *args, timeout=120)
-    assert_one_error_line(proc, *fragments)
+    runner = run_tool if case == "frames_outside" else run_tool_inprocess  # one in its own process
+    proc = runner("visualize.py", "--seq", folder, "--results", results, "--out", out, *args, timeout=120)
+    one_error_line(proc, *fragments)
     assert not out.exists()
 
 
-def test_a_video_gets_the_umask_mode(sequence, tmp_path, run_tool):
+def test_a_video_gets_the_umask_mode(sequence, tmp_path, run_tool_inprocess):
     seq, own, _ = sequence
     video = tmp_path / "tracks.mp4"
-    proc = run_tool("visualize.py", "--seq", seq, "--results", own, "--out", video, "--no-events", timeout=120)
+    proc = run_tool_inprocess("visualize.py", "--seq", seq, "--results", own, "--out", video, "--no-events",
+                              timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(video.stat().st_mode) == 0o666 & ~_umask()
 
@@ -217,24 +222,24 @@ def write_metrics(run_dir: Path, tail: str = "") -> Path:
     return run_dir
 
 
-def test_analyze_runs_refuses_what_is_not_a_run_dir(dataset, tmp_path, run_tool):
+def test_analyze_runs_refuses_what_is_not_a_run_dir(dataset, tmp_path, run_tool, run_tool_inprocess, one_error_line):
     run_dir = write_metrics(tmp_path / "run")
-    cases = [(run_dir / "metrics.jsonl", ["is a file, not a run dir", str(run_dir)]),
-             (dataset / "gt", ["no metrics.jsonl in", str(dataset / "gt")]),
-             (tmp_path / "missing", ["does not exist"])]
-    for given, fragments in cases:
-        proc = run_tool("analyze_runs.py", given, "--out", tmp_path / "report", timeout=120)
-        assert_one_error_line(proc, *fragments)
+    cases = [(run_dir / "metrics.jsonl", ["is a file, not a run dir", str(run_dir)], run_tool),  # its own process
+             (dataset / "gt", ["no metrics.jsonl in", str(dataset / "gt")], run_tool_inprocess),
+             (tmp_path / "missing", ["does not exist"], run_tool_inprocess)]
+    for given, fragments, runner in cases:
+        proc = runner("analyze_runs.py", given, "--out", tmp_path / "report", timeout=120)
+        one_error_line(proc, *fragments)
         assert not (tmp_path / "report").exists()
     (tmp_path / "blank").mkdir()
     (tmp_path / "blank" / "metrics.jsonl").write_text('{"type": "iter", "ep')
-    proc = run_tool("analyze_runs.py", tmp_path / "blank", "--out", tmp_path / "report", timeout=120)
-    assert_one_error_line(proc, "holds no iteration or epoch records")
+    proc = run_tool_inprocess("analyze_runs.py", tmp_path / "blank", "--out", tmp_path / "report", timeout=120)
+    one_error_line(proc, "holds no iteration or epoch records")
 
 
-def test_a_half_written_last_line_is_skipped_and_counted(tmp_path, run_tool):
+def test_a_half_written_last_line_is_skipped_and_counted(tmp_path, run_tool_inprocess):
     run_dir = write_metrics(tmp_path / "run", tail='{"type": "iter", "epoch": 4, "it')
-    proc = run_tool("analyze_runs.py", run_dir, "--out", tmp_path / "report", timeout=300)
+    proc = run_tool_inprocess("analyze_runs.py", run_dir, "--out", tmp_path / "report", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "metrics.jsonl: skipped 1 unreadable line(s): 10" in proc.stderr
     analysis = json.loads((tmp_path / "report" / "analysis.json").read_text())

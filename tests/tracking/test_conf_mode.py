@@ -134,30 +134,33 @@ def test_sweep_any_option_on_the_x_axis(dataset, tmp_path):
     (["--grid", "track_buffer=1:1000:1", "min_box_area=1:2000:1", "--yes"], "this sweep has 36,000,000 runs"),
     (["--sweep", "cmc=1:3:1", "--tracker", "botsort"], "START:END:STEP needs a number option"),
 ])
-def test_contradictions_and_huge_sweeps_are_one_line_before_any_work(tmp_path, run_tool, args, message):
-    """The --dets folder does not exist: these errors come before anything is read."""
-    proc = run_tool("conf_sweep.py", "--dets", str(tmp_path / "nowhere"), "--gt", str(tmp_path / "nogt"), "--out",
-                    str(tmp_path / "o"), *args, timeout=120)
+def test_contradictions_and_huge_sweeps_are_one_line_before_any_work(tmp_path, run_tool, run_tool_inprocess, args,
+                                                                      message):
+    """The --dets folder does not exist: these errors come before anything is read. The first case starts the tool
+    as a separate process, the others run its ``__main__`` in this one (quick: the imports are done)."""
+    runner = run_tool if args[:2] == ["--conf", "0.1:0.9:0.1"] else run_tool_inprocess
+    proc = runner("conf_sweep.py", "--dets", str(tmp_path / "nowhere"), "--gt", str(tmp_path / "nogt"), "--out",
+                  str(tmp_path / "o"), *args, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "o").exists()
 
 
-def test_results_without_out_print_and_write_only_what_is_asked(dataset, tmp_path, run_tool):
+def test_results_without_out_print_and_write_only_what_is_asked(dataset, tmp_path, run_tool, run_tool_inprocess):
     out = tmp_path / "run"
     track_eval.main([*source(dataset)[:4], "--out", str(out), "--tracker", "bytetrack"])
     results = out / "bytetrack"
     assert class_sidecar(results / "s0.txt").is_file()
     assert {line.split(",")[7] for line in (results / "s0.txt").read_text().splitlines()} == {"-1"}
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    proc = run_tool("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), timeout=120)
+    proc = run_tool("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), timeout=120)  # apart
     assert proc.returncode == 0, proc.stderr
     assert "| bytetrack " in proc.stdout and "nothing written" in proc.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     # per class from the sidecar: the same numbers the tracking run reported
-    proc = run_tool("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), "--json",
-                    str(tmp_path / "m.json"), timeout=120)
+    proc = run_tool_inprocess("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), "--json",
+                              str(tmp_path / "m.json"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     again = json.loads((tmp_path / "m.json").read_text())["trackers"]["bytetrack"]
     first = json.loads((out / "metrics.json").read_text())["trackers"]["bytetrack"]
@@ -168,9 +171,9 @@ def test_results_without_out_print_and_write_only_what_is_asked(dataset, tmp_pat
     # a standard file without classes: an error naming the fix, or class-agnostic when asked
     for seq in ("s0", "s1", "s2"):
         class_sidecar(results / f"{seq}.txt").unlink()
-    proc = run_tool("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), timeout=120)
+    proc = run_tool_inprocess("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), timeout=120)
     assert proc.returncode == 2 and "--class-agnostic" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    proc = run_tool("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"), "--class-agnostic",
-                    timeout=120)
+    proc = run_tool_inprocess("track_eval.py", "--results", str(results), "--gt", str(dataset / "gt"),
+                              "--class-agnostic", timeout=120)
     assert proc.returncode == 0 and "| bytetrack " in proc.stdout
     assert len(read_results(results / "s0.txt")) > 0

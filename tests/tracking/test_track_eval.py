@@ -92,7 +92,7 @@ def test_conf_filter_changes_what_the_tracker_sees(dataset, tmp_path):
     assert overall["0.95"]["FN"] > overall["0.1"]["FN"]
 
 
-def test_bad_input_is_one_line_and_exit_2(dataset, tmp_path, run_tool):
+def test_bad_input_is_one_line_and_exit_2(dataset, tmp_path, run_tool, run_tool_inprocess):
     bad = tmp_path / "dets"
     shutil.copytree(dataset / "dets", bad)
     target = bad / "scene-1_CAM_FRONT.txt"
@@ -102,17 +102,18 @@ def test_bad_input_is_one_line_and_exit_2(dataset, tmp_path, run_tool):
     assert proc.returncode == 2
     assert f"{target}:{lines}:" in proc.stderr and proc.stderr.count("error:") == 1
     assert not (tmp_path / "o" / "metrics.json").exists()
-    proc = run_tool("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out",
-                    str(dataset / "dets"))
+    # the next two run the tool's __main__ in this process (quick); the first one above is a separate process
+    proc = run_tool_inprocess("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out",
+                              str(dataset / "dets"))
     assert proc.returncode == 2 and "also an input folder" in proc.stderr
-    proc = run_tool("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"))
+    proc = run_tool_inprocess("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"))
     assert proc.returncode == 2 and "--out" in proc.stderr
 
 
-def test_a_bad_tracker_option_is_one_line_and_exit_2(dataset, tmp_path, run_tool):
+def test_a_bad_tracker_option_is_one_line_and_exit_2(dataset, tmp_path, run_tool_inprocess):
     """TrackerError comes from the standalone trackers package; the CLI reports it like any bad input."""
-    proc = run_tool("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out",
-                    str(tmp_path / "o"), "--track-thresh", "1.5", timeout=120)
+    proc = run_tool_inprocess("track_eval.py", "--dets", str(dataset / "dets"), "--gt", str(dataset / "gt"), "--out",
+                              str(tmp_path / "o"), "--track-thresh", "1.5", timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: bytetrack option track_thresh=1.5 is outside [0, 1]; pass a value between 0 and 1"]

@@ -84,10 +84,10 @@ def test_held_out_numbers_are_reported_beside_the_tuning_numbers(tuned, data):
     assert read_marker(tuned)["tool"] == "tune_trackers"
 
 
-def test_best_config_reproduces_its_metrics_through_track_eval(tuned, data, tmp_path, run_tool):
+def test_best_config_reproduces_its_metrics_through_track_eval(tuned, data, tmp_path, run_tool_inprocess):
     check = tmp_path / "check"
-    proc = run_tool("track_eval.py", *source(data), "--tracker-config", tuned / tune.BEST_CONFIG,
-                    "--conf-mode", "filter", "--conf", "0.1", "--out", check)
+    proc = run_tool_inprocess("track_eval.py", *source(data), "--tracker-config", tuned / tune.BEST_CONFIG,
+                              "--conf-mode", "filter", "--conf", "0.1", "--out", check)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads((check / "metrics.json").read_text())["trackers"]["bytetrack"]["overall"]
     document = json.loads((tuned / tune.SUMMARY_JSON).read_text())

@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 BACKBONE = ["stem", "dark2", "dark3", "dark4", "dark5", "pafpn"]
 
 
-def test_progressive_plan_json_shows_each_phases_own_lr_and_frozen_bn(run_tool):
+def test_progressive_plan_json_shows_each_phases_own_lr_and_frozen_bn(run_tool_inprocess):
     ipe = 40
-    out = run_tool("train.py", "-f", "exps/progressive_unfreeze.py", "--plan", "--json", "--iters-per-epoch", str(ipe))
+    out = run_tool_inprocess("train.py", "-f", "exps/progressive_unfreeze.py", "--plan", "--json", "--iters-per-epoch",
+                             str(ipe))
     assert out.returncode == 0, out.stderr[-2000:]
     plan = json.loads(out.stdout)
     batch, ratio = plan["batch_size"], plan["min_lr_ratio"]

@@ -61,8 +61,8 @@ def test_group_lrs_follow_phase_multipliers():
     assert schedule.for_groups(5, 1)["pafpn"] == 0.0
 
 
-def run_plan(run_tool, exp_name: str, *extra: str) -> dict:
-    out = run_tool("train.py", "-f", f"exps/{exp_name}.py", "--plan", "--json",
+def run_plan(runner, exp_name: str, *extra: str) -> dict:
+    out = runner("train.py", "-f", f"exps/{exp_name}.py", "--plan", "--json",
                    "--iters-per-epoch", "50", *extra)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)  # stdout is exactly one JSON object
@@ -80,9 +80,9 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("exp_name", sorted(EXPECTED))
-def test_plan_json_of_shipped_exps(exp_name, run_tool):
+def test_plan_json_of_shipped_exps(exp_name, run_tool_inprocess):
     max_epoch, batch, warmup, no_aug, lr_per_img, min_ratio = EXPECTED[exp_name]
-    plan = run_plan(run_tool, exp_name)
+    plan = run_plan(run_tool_inprocess, exp_name)
     assert plan["exp"] == exp_name and plan["batch_size"] == batch
     assert plan["base_lr"] == pytest.approx(lr_per_img * batch)
     assert plan["groups"] == YOLOX_L_GROUPS and plan["total_params"] == sum(YOLOX_L_GROUPS.values())
@@ -116,8 +116,8 @@ def test_plan_json_of_shipped_exps(exp_name, run_tool):
         assert all(e["trainable"] == ["head"] for e in epochs)
 
 
-def test_plan_respects_overrides_and_batch_flag(run_tool):
-    plan = run_plan(run_tool, "smooth_v2", "-b", "16", "max_epoch", "12", "no_aug_epochs", "3")
+def test_plan_respects_overrides_and_batch_flag(run_tool_inprocess):
+    plan = run_plan(run_tool_inprocess, "smooth_v2", "-b", "16", "max_epoch", "12", "no_aug_epochs", "3")
     assert plan["batch_size"] == 16 and len(plan["epochs"]) == 12
     assert [e["l1"] for e in plan["epochs"]].index(True) == 9
 
@@ -237,7 +237,7 @@ def test_bad_phase_settings_are_one_clear_line(phase_kwargs, message):
     assert message in text and text.startswith("exps/x.py: phase 2 (from epoch 16)") and "\n" not in text
 
 
-def test_bad_ema_settings_are_refused(run_tool):
-    out = run_tool("train.py", "-f", "exps/smooth_v2.py", "--plan", "ema_half_life_epochs", "-2")
+def test_bad_ema_settings_are_refused(run_tool_inprocess):
+    out = run_tool_inprocess("train.py", "-f", "exps/smooth_v2.py", "--plan", "ema_half_life_epochs", "-2")
     assert out.returncode != 0 and "ema_half_life_epochs must be a positive number" in out.stderr
     assert "Traceback" not in out.stderr
