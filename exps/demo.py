@@ -1,9 +1,9 @@
 """The demo's fine-tuning run: a small YOLOX on the synthetic nuScenes set, with progressive unfreezing.
 
 Shortened so that it fits a CPU budget: 5 epochs, input 256x448, YOLOX depth 0.33 / width 0.25. AdamW instead of
-YOLOX's SGD because the run is minutes long: from the same pre-training and schedule SGD reached val mAP@0.5 53% and
-HOTA 23 on the val sequences (best epochs), AdamW 56% and 31 (issue 14); the nuScenes exps keep SGD. Data and outputs follow
-YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
+YOLOX's SGD because the run is minutes long: from the same pre-training and schedule SGD reached val mAP@0.5 53%
+and HOTA 23 on the val sequences (best epochs), AdamW 56% and 31 (issue 14); the nuScenes exps keep SGD. Data and
+outputs follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT (``make demo`` sets both under its output folder).
 """
 
 import os

@@ -3,7 +3,8 @@ with an 80-class head, so that fine-tuning loads it exactly like a COCO YOLOX ch
 
 AdamW, not YOLOX's SGD: from scratch in a few hundred iterations SGD was a lottery (12 epochs reached val
 mAP@0.5 31% with one seed and never left "no boxes" with others; twice its LR diverged), while AdamW reached 30%
-and 46% in 8 epochs (two runs that differ only in torch's thread count; issue 14). Validated once, at the end: nobody picks an epoch of a stand-in for downloaded weights.
+and 46% in 8 epochs (two runs that differ only in torch's thread count; issue 14). Validated once, at the end:
+nobody picks an epoch of a stand-in for downloaded weights.
 """
 
 import os

@@ -21,6 +21,8 @@ from yolox_finetune.core.output_dir import (
     write_marker,
 )
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def build(out: Path, tool: str = "tool_a", files: dict[str, str] | None = None) -> Path:
     target = check_output_dir(out, tool, overwrite=True)
@@ -78,6 +80,31 @@ def test_claimed_folder_is_created_reused_and_checked_against_inputs(tmp_path):
     assert claim_output_dir(out, "tool_a") == out
     with pytest.raises(UserError, match="also an input folder"):
         claim_output_dir(tmp_path / "in", "tool_a", [tmp_path / "in"])
+
+
+def test_a_claim_killed_before_its_marker_is_accepted_by_the_rerun(tmp_path):
+    """A claim-type tool killed during its first run (before its final marker) left files its rerun refused as
+    foreign; the claim marks the folder "in progress" at once. A finished folder still refuses what it did not list."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "tracking"
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from yolox_finetune.core.output_dir import claim_output_dir\n"
+        "out = claim_output_dir(sys.argv[1], 'tool_a')\n"
+        "(out / 'bytetrack').mkdir(); (out / 'bytetrack' / 'seq.txt').write_text('1,1,0,0,5,5,1,-1,-1,-1')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"), str(out)], env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert killed.returncode == -signal.SIGKILL
+    assert read_marker(out)["in_progress"] is True and foreign_entries(out, "tool_a") == []
+    assert claim_output_dir(out, "tool_a") == out  # the rerun goes ahead
+    assert foreign_entries(out, "tool_b")  # another tool still sees it as foreign
+    write_marker(out, "tool_a")  # the rerun finished
+    assert "in_progress" not in read_marker(out)
+    (out / "thesis.tex").write_text("mine")
+    with pytest.raises(UserError, match="thesis.tex"):
+        claim_output_dir(out, "tool_a")
 
 
 def test_failed_build_leaves_the_previous_output(tmp_path, snapshot):

@@ -79,17 +79,23 @@ def foreign_entries(folder: str | os.PathLike, tool: str) -> list[str]:
     marker = read_marker(folder)
     if marker is None or marker.get("tool") != tool:
         return entries
+    if marker.get("in_progress"):  # claimed holding only our own files; a run killed since then wrote the rest
+        return []
     own = set(marker.get("entries") or ())
     return [name for name in entries if name not in own]
 
 
-def write_marker(folder: str | os.PathLike, tool: str, entries: Sequence[str] | None = None) -> Path:
-    """Mark ``folder`` as written by ``tool``; ``entries`` defaults to everything in it now."""
+def write_marker(folder: str | os.PathLike, tool: str, entries: Sequence[str] | None = None,
+                 in_progress: bool = False) -> Path:
+    """Mark ``folder`` as written by ``tool``; ``entries`` defaults to everything in it now. ``in_progress``: the
+    tool is still writing (everything that appears until its final marker is its own)."""
     folder = Path(folder)
     listed = sorted(entries) if entries is not None else _entries(folder)
     marker = {"tool": tool, "version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
               "entries": listed}
+    if in_progress:
+        marker["in_progress"] = True
     atomic_write_json(folder / MARKER, marker)
     return folder / MARKER
 
@@ -173,7 +179,8 @@ def check_output_dir(out: str | os.PathLike, tool: str, overwrite: bool, protect
 def claim_output_dir(out: str | os.PathLike, tool: str, inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
     """Resolve ``out`` for a tool that writes its files into the folder in place (reports, results, sweeps):
     create it, or reuse it when it is this tool's own; refuse an input folder or one holding anything else.
-    Call :func:`write_marker` once the files are written."""
+    The folder is marked "in progress" at once, so that a run killed before it ends leaves a folder its rerun
+    accepts; call :func:`write_marker` once the files are written."""
     out = Path(out).expanduser().resolve()
     for given in inputs:
         if given is not None and Path(given).resolve() == out:
@@ -185,6 +192,7 @@ def claim_output_dir(out: str | os.PathLike, tool: str, inputs: Sequence[str | o
         _refuse_foreign(out, tool, foreign, "writing")
     remove_stale_temps(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, tool, in_progress=True)
     return out
 
 
