@@ -9,12 +9,10 @@ import torch
 
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.training.checkpoint import read_checkpoint
-from yolox_finetune.training.data import seed_everything
 from yolox_finetune.training.exp import load_exp, validate_exp
 from yolox_finetune.training.freeze import group_of
 from yolox_finetune.training.inputs import check_start_checkpoint
-from yolox_finetune.training.schedule import GroupLRSchedule
-from yolox_finetune.training.trainer import TrainOptions, build_optimizer, train
+from yolox_finetune.training.trainer import build_optimizer
 
 
 def _groups(optimizer: torch.optim.Optimizer) -> list[tuple]:
@@ -43,7 +41,8 @@ def test_unknown_optimizer_is_one_line_with_the_close_name(make_tiny_exp):
     assert text.startswith("exps/x.py: optimizer_name must be one of") and "'adamw'" in text and "\n" not in text
 
 
-def test_adamw_run_follows_the_schedule_and_leaves_frozen_groups_alone(tmp_path, make_tiny_exp):
+def test_adamw_run_follows_the_schedule_and_leaves_frozen_groups_alone(tmp_path, make_tiny_exp,
+                                                                       trained_per_schedule):
     exp = load_exp(make_tiny_exp("""
         self.optimizer_name = "adamw"
         self.max_epoch = 2
@@ -51,17 +50,8 @@ def test_adamw_run_follows_the_schedule_and_leaves_frozen_groups_alone(tmp_path,
         self.ema = False
         self.unfreeze_schedule = (Phase(1, {"head": 1.0}), Phase(2, {"pafpn": 0.5, "head": 1.0}))
     """, folder=tmp_path))
-    seed_everything(exp.seed)
-    initial = {k: v.clone() for k, v in exp.get_model().state_dict().items()}
-    exp.model = None
-    train(exp, TrainOptions(device="cpu"))
+    initial, _ = trained_per_schedule(exp)
     run = exp.run_dir
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    iters = [r for r in records if r["type"] == "iter"]
-    schedule = GroupLRSchedule(exp, exp.batch_size, iters[0]["iters_per_epoch"])
-    for r in iters:
-        want = schedule.for_groups(r["global_iter"], r["epoch"])
-        assert r["lr"] == {g: want[g] for g in r["lr"]}
     state = read_checkpoint(run / "latest_ckpt.pth")
     assert state["optimizer_name"] == "adamw"
     assert {"exp_avg", "exp_avg_sq"} <= set(next(iter(state["optimizer"]["state"].values())))
