@@ -48,7 +48,7 @@ def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
     with open(runs / "demo" / "tracking" / "sweep" / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["checkpoint"], r["tracker"], r["conf_mode"]) for r in rows} == {
-        (c, t, m) for c in ("epoch_1", "epoch_2") for t in ("bytetrack", "botsort") for m in ("filter", "tracker")}
+        (c, t, "tracker") for c in ("epoch_1", "best_ckpt") for t in ("bytetrack", "botsort")}
     assert sorted({float(r["conf"]) for r in rows}) == [0.2, 0.4, 0.6]
 
     report = out / "report"

@@ -169,7 +169,7 @@ def progressive_without_phase_lr():
     return exp
 
 
-@pytest.mark.parametrize("exp_name", ["v1_baseline", "v1_as_run", "smooth_v2", "stable_v3", "baseline_10ep", "demo",
+@pytest.mark.parametrize("exp_name", ["v1_baseline", "v1_as_run", "smooth_v2", "stable_v3", "baseline_10ep",
                                       "demo_pretrain", "progressive_without_phase_lr"])
 def test_exps_without_phase_lr_give_bit_identical_lrs(exp_name):
     exp = progressive_without_phase_lr() if exp_name == "progressive_without_phase_lr" else load_exp(
