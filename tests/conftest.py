@@ -27,6 +27,10 @@ import pytest
 from yolox_finetune.core.classes import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
+# Every tool a test starts imports this checkout first, and keeps whatever PYTHONPATH the session had (a GPU machine
+# without a registry carries YOLOX and the pure-Python needs on it): one place, inherited by every subprocess.
+_inherited = [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part]
+os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(REPO), *_inherited]))
 
 # One colour per class, so even a tiny detector can tell them apart.
 _COLOURS = [(40, 40, 220), (40, 200, 40), (220, 60, 60), (0, 200, 220), (220, 0, 220), (220, 220, 0), (255, 255, 255)]
@@ -126,7 +130,7 @@ def run_tool():
     user would and returns the CompletedProcess (text output captured)."""
 
     def run(tool: str, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-        full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+        full_env = dict(os.environ, **(env or {}))
         return subprocess.run([sys.executable, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO,
                               capture_output=True, text=True, env=full_env, timeout=timeout)
 
@@ -213,7 +217,7 @@ def run_tool_in_process(tool: str, *args: str, env: dict | None = None,
     script = REPO / "tools" / tool
     out, err = io.StringIO(), io.StringIO()
     with _RestoredProcessState(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        os.environ.update(PYTHONPATH=str(REPO), **(env or {}))
+        os.environ.update(**(env or {}))
         os.chdir(REPO)
         sys.argv[:] = [str(script), *map(str, args)]
         sys.path.insert(0, str(script.parent))  # as `python tools/x.py` puts the script's folder first

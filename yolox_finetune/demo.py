@@ -50,6 +50,9 @@ class DemoSettings:
     sweeps: int = 5  # camera frames between keyframes: 12 Hz at nuScenes' 2 Hz keyframes, as its cameras record
     interpolate: int = 12  # longest track gap filled by interpolation (frames: 1 s at 12 Hz)
     video_frames: int = 60  # frames of the test sequence drawn into the video
+    # the README's numbers are the CPU's; on a GPU machine ``--device cuda`` (``--fp16`` adds AMP to training)
+    device: str = "cpu"
+    fp16: bool = False
 
     @classmethod
     def quick(cls) -> DemoSettings:
@@ -84,6 +87,9 @@ class Pipeline:
             raise UserError(f"demo step '{step}' failed (exit {proc.returncode}); its command is above, rerun it "
                             f"alone to see the whole output")
 
+    def train_flags(self) -> list[str]:
+        return ["--device", self.settings.device, *(["--fp16"] if self.settings.fp16 else [])]
+
     # ------------------------------------------------------------------ steps
     def generate(self) -> None:
         s = self.settings
@@ -101,24 +107,24 @@ class Pipeline:
 
     def pretrain(self) -> None:
         self.run("pre-train a small YOLOX with an 80-class head (stands in for COCO weights)", [
-            "tools/train.py", "-f", "exps/demo_pretrain.py", "--device", "cpu", "--overwrite",
+            "tools/train.py", "-f", "exps/demo_pretrain.py", *self.train_flags(), "--overwrite",
             *self.settings.pretrain_overrides])
 
     def finetune(self) -> None:
         ckpt = self.out / "runs" / "demo_pretrain" / LATEST_CKPT
         self.run("fine-tune it on the 7 classes with progressive unfreezing (val mAP and tracking every epoch)", [
-            "tools/train.py", "-f", "exps/demo.py", "--device", "cpu", "--overwrite", "-c", str(ckpt),
+            "tools/train.py", "-f", "exps/demo.py", *self.train_flags(), "--overwrite", "-c", str(ckpt),
             *self.settings.finetune_overrides])
 
     def track_keyframes(self) -> None:
         self.run("track the test split on keyframes only (2 Hz) with ByteTrack and BoT-SORT and evaluate", [
             "tools/track_eval.py", "-f", "exps/demo.py", "--ckpt", "best", "--split", "test", "--tracker", "all",
-            "--frames", "keyframes", "--device", "cpu", "--out", str(self.tracking / KEYFRAMES_DIR)])
+            "--frames", "keyframes", "--device", self.settings.device, "--out", str(self.tracking / KEYFRAMES_DIR)])
 
     def track_all_frames(self) -> None:
         self.run("track the test split on every camera frame, score the keyframes (+ gap interpolation)", [
             "tools/track_eval.py", "-f", "exps/demo.py", "--ckpt", "best", "--split", "test", "--tracker", "all",
-            "--frames", "all", "--interpolate", str(self.settings.interpolate), "--device", "cpu",
+            "--frames", "all", "--interpolate", str(self.settings.interpolate), "--device", self.settings.device,
             "--out", str(self.tracking / ALL_FRAMES_DIR)])
 
     def sweep(self) -> None:
@@ -126,7 +132,8 @@ class Pipeline:
         self.run(f"confidence sweep on every frame: epoch {early} vs best_ckpt, both trackers", [
             "tools/conf_sweep.py", "-f", "exps/demo.py", "--ckpt", f"epoch_{early}", "best",
             "--tracker", "bytetrack", "botsort", "--conf", self.settings.sweep, "--conf-mode", "tracker",
-            "--split", "test", "--frames", "all", "--device", "cpu", "--jobs", str(self.settings.workers)])
+            "--split", "test", "--frames", "all", "--device", self.settings.device,
+            "--jobs", str(self.settings.workers)])
 
     def visualize(self) -> None:
         sequence = sorted(p for p in (self.out / "coco" / "mot_sweeps" / "test").iterdir() if p.is_dir())[0]
@@ -160,7 +167,7 @@ class Pipeline:
                               for name, t in metrics["trackers"].items()}
         return {
             "val_ap50": best.get("ap50"), "val_ap50_95": best.get("ap50_95"), "best_epoch": best.get("epoch"),
-            "tracking_test": tracking,
+            "tracking_test": tracking, "device": self.settings.device, "fp16": self.settings.fp16,
             "best_ckpt": {"epoch": chosen.get("best_epoch"), "metric": chosen.get("best_metric"),
                           "value": chosen.get("best_value")},
             "report": str(self.out / "report" / "report.html"),

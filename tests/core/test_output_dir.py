@@ -95,7 +95,7 @@ def test_a_claim_killed_before_its_marker_is_accepted_by_the_rerun(tmp_path):
         "from yolox_finetune.core.output_dir import claim_output_dir\n"
         "out = claim_output_dir(sys.argv[1], 'tool_a')\n"
         "(out / 'bytetrack').mkdir(); (out / 'bytetrack' / 'seq.txt').write_text('1,1,0,0,5,5,1,-1,-1,-1')\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"), str(out)], env=dict(os.environ, PYTHONPATH=str(REPO)))
+        "os.kill(os.getpid(), signal.SIGKILL)\n"), str(out)])
     assert killed.returncode == -signal.SIGKILL
     assert read_marker(out)["in_progress"] is True and foreign_entries(out, "tool_a") == []
     assert claim_output_dir(out, "tool_a") == out  # the rerun goes ahead

@@ -50,8 +50,7 @@ WRITER = textwrap.dedent("""
 
 
 def start_writer(mode: str, path: Path, then: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, mode, str(path), then], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, mode, str(path), then], stdout=subprocess.PIPE, text=True)
     if then == "wait":
         assert proc.stdout.readline().strip() == "ready"
     else:

@@ -11,6 +11,12 @@ import cv2
 REPO = Path(__file__).resolve().parents[2]
 
 
+def test_fp16_on_the_cpu_is_refused_before_anything_is_written(tmp_path, run_tool_inprocess, one_error_line):
+    out = tmp_path / "demo"
+    one_error_line(run_tool_inprocess("demo.py", "--quick", "--fp16", "--out", str(out)), "--fp16", "--device cuda")
+    assert not out.exists()
+
+
 def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
     out = tmp_path / "demo"
     proc = run_tool("demo.py", "--quick", "--out", str(out), timeout=900)
@@ -23,6 +29,8 @@ def test_quick_demo_runs_every_step_and_writes_the_report(tmp_path, run_tool):
     assert len(summary["timings_s"]) == 10 and summary["total_s"] >= sum(summary["timings_s"].values()) - 1
     assert "mAP@0.5" in proc.stdout and "report:" in proc.stdout and "keyframes only" in proc.stdout
     assert "step times" in proc.stdout
+    assert summary["device"] == "cpu" and summary["fp16"] is False  # the default: the README's numbers are the CPU's
+    assert all("--device cpu" in c for c in summary["commands"] if "train.py" in c or "track_eval.py" in c)
 
     # all-frames sequences: more frames than the keyframe ones, ground truth on the annotated frames only
     keyframe_seq = next((out / "coco" / "mot" / "test").iterdir())

@@ -238,14 +238,12 @@ def test_stock_eval_loader_and_evaluator_work_on_our_layout(tmp_path, make_tiny_
 
 def stock_tool(module: str, *args: str, timeout: float = 300):
     """``python -m yolox.tools.<module>`` (stock YOLOX's tool) with this repo importable, as a user would run it."""
-    import os
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(repo))
+    repo = Path(__file__).resolve().parents[2]  # conftest put it first on PYTHONPATH, which subprocesses inherit
     return subprocess.run([sys.executable, "-m", f"yolox.tools.{module}", *map(str, args)], cwd=repo,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def our_checkpoint(exp, path: Path) -> Path:

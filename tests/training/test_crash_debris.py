@@ -5,7 +5,6 @@ stops on bad input leaves no new run dir (and touches nothing of an earlier run)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -31,8 +30,7 @@ KILLED_MID_WRITE = ("import os, signal, sys\nfrom yolox_finetune.core.atomic_io 
 def leave_killed_temp(path: Path) -> Path:
     """Run an atomic write of ``path`` that is killed half-way; returns the temp file it left."""
     before = set(path.parent.iterdir())
-    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(path)],
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(path)])
     assert proc.returncode == -signal.SIGKILL
     (temp,) = set(path.parent.iterdir()) - before
     return temp
@@ -53,7 +51,7 @@ def test_kill_9_then_resume_cleans_up_and_keeps_one_row_per_epoch(tmp_path, make
     exp_file = make_tiny_exp("self.max_epoch = 2\nself.eval_interval = 0")
     run_dir = tmp_path / "out" / "tiny"
     proc = subprocess.Popen([sys.executable, str(REPO / "tools" / "train.py"), "-f", str(exp_file), "--device", "cpu"],
-                            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL,
+                            cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300

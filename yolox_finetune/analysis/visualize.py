@@ -22,6 +22,7 @@ import numpy as np
 from yolox_finetune.core.atomic_io import atomic_open, temp_prefix, umask_mode
 from yolox_finetune.core.errors import UserError
 from yolox_finetune.core.output_dir import remove_stale_temps
+from yolox_finetune.mot.clear import iou_matrix
 from yolox_finetune.mot.evaluate import class_units
 from yolox_finetune.mot.formats import MotRows
 
@@ -54,7 +55,9 @@ def tracking_events(gt: MotRows, results: MotRows, iou_threshold: float = 0.5,
         for frame in sorted(set(g_frames) | set(r_frames)):
             gi = g_frames.get(frame, np.zeros(0, np.int64))
             ri = r_frames.get(frame, np.zeros(0, np.int64))
-            dist = mm.distances.iou_matrix(g.box[gi], r.box[ri], max_iou=1 - iou_threshold)
+            # motmetrics' own distances.iou_matrix calls np.asfarray, which numpy 2 removed: same arithmetic, ours
+            dist = 1.0 - iou_matrix(g.box[gi], r.box[ri])
+            dist[dist > 1.0 - iou_threshold] = np.nan
             acc.update(g.track_id[gi].tolist(), r.track_id[ri].tolist(), dist, frameid=frame)
         table = acc.mot_events
         for (frame, _), row in table.iterrows():
