@@ -5,7 +5,7 @@ YOLOX's SGD because the run is minutes long: from the same pre-training and sche
 and HOTA 23 on the val sequences (best epochs), AdamW 56% and 31 (issue 14); the nuScenes exps keep SGD.
 The whole network trains from epoch 3 on: the stand-in pre-training is minutes long, so a backbone kept frozen
 (as for real COCO weights) caps the detector (5 epochs with stem..dark4 frozen: val mAP@0.5 43%; with everything
-from epoch 3: 49-62%; 10 such epochs: 65-74%). Data and outputs follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT
+from epoch 3: 49-62%; 10 such epochs: 59-74%). Data and outputs follow YOLOX_FINETUNE_DATA / YOLOX_FINETUNE_OUTPUT
 (``make demo`` sets both under its output folder).
 """
 
