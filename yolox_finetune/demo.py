@@ -56,7 +56,7 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        small = ["max_epoch", "2", "no_aug_epochs", "1", "data_num_workers", "0", "multiscale_range", "0"]
+        small = ["max_epoch", "2", "no_aug_epochs", "1", "multiscale_range", "0"]  # loader workers: the exps set none
         return cls(scenes=3, samples=4, image_size=(400, 225), cameras=["CAM_FRONT"],
                    pretrain_overrides=small, finetune_overrides=small, compare_epoch=1, sweep="0.2:0.6:0.2",
                    workers=1, sweeps=2, video_frames=8)
